@@ -1,0 +1,304 @@
+//! `PrivateApiConnectivityCheck` (`pvtapi.io/v1alpha1`): one private REST API, reached through
+//! one interface VPC endpoint, checked on an interval from inside the cluster.
+//!
+//! Why each rule is here rather than in the operator: users keep these objects in Git and apply
+//! them through GitOps tools. A typo must fail at `kubectl apply` (or in Argo CD's diff) with a
+//! message naming the field, not minutes later as a `Stalled` condition nobody looks at. So every
+//! constraint the operator relies on is an OpenAPI pattern, range or enum, or a CEL rule, and
+//! the end-to-end suite proves the real apiserver enforces each one.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::root_cause::RootCause;
+
+/// Desired state of a connectivity check: which private API to call, through which interface
+/// VPC endpoint, how, and how often.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "pvtapi.io",
+    version = "v1alpha1",
+    kind = "PrivateApiConnectivityCheck",
+    plural = "privateapiconnectivitychecks",
+    singular = "privateapiconnectivitycheck",
+    shortname = "pac",
+    category = "pvtapi",
+    namespaced,
+    status = "CheckStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"API","type":"string","jsonPath":".spec.api.id"}"#,
+    printcolumn = r#"{"name":"Endpoint","type":"string","jsonPath":".spec.endpoint.vpcEndpointId"}"#,
+    printcolumn = r#"{"name":"Reachable","type":"string","jsonPath":".status.conditions[?(@.type==\"Reachable\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Reachable\")].reason"}"#,
+    printcolumn = r#"{"name":"Last Run","type":"date","jsonPath":".status.lastRunTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.access != 'customDomain' || has(self.domainName)")
+    .message("domainName is required when access is customDomain")
+    .field_path(".domainName")
+    .reason(Reason::FieldValueRequired))]
+pub struct PrivateApiConnectivityCheckSpec {
+    /// The private REST API to invoke.
+    pub api: ApiTarget,
+
+    /// The interface VPC endpoint (service `com.amazonaws.<region>.execute-api`) the call goes
+    /// through.
+    pub endpoint: EndpointRef,
+
+    /// How the client addresses the API. `auto` picks from AWS facts: `privateDns` when the
+    /// endpoint has private DNS on, else `endpointAlias` when the API is associated with the
+    /// endpoint, else `endpointHost`.
+    #[serde(default)]
+    pub access: AccessMode,
+
+    /// The private custom domain name to call when `access` is `customDomain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)+[a-z]{2,63}$"))]
+    pub domain_name: Option<String>,
+
+    /// Seconds between two runs of the check.
+    #[serde(default = "default_interval_seconds")]
+    #[schemars(range(min = 30, max = 86400))]
+    pub interval_seconds: u32,
+
+    /// Upper bound, in seconds, for each network step of one run (DNS, TCP, TLS, HTTP).
+    #[serde(default = "default_timeout_seconds")]
+    #[schemars(range(min = 1, max = 60))]
+    pub timeout_seconds: u32,
+
+    /// Where and how the short-lived probe pod runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbePlacement>,
+
+    /// Read-only AWS inspection that explains what the probe saw.
+    #[serde(default)]
+    pub aws: AwsInspection,
+}
+
+fn default_interval_seconds() -> u32 {
+    300
+}
+
+fn default_timeout_seconds() -> u32 {
+    5
+}
+
+/// Identifies the API, the stage and the one method + path the check invokes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiTarget {
+    /// The REST API id: 10 lowercase letters or digits, e.g. `abcde12345`.
+    #[schemars(regex(pattern = r"^[a-z0-9]{10}$"))]
+    pub id: String,
+
+    /// The AWS region the API lives in, e.g. `us-east-1`.
+    #[schemars(regex(pattern = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"))]
+    pub region: String,
+
+    /// The deployed stage to call, e.g. `prod`.
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_-]+$"))]
+    pub stage: String,
+
+    /// The resource path under the stage, starting with `/`.
+    #[serde(default = "default_path")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s?#]*$"))]
+    pub path: String,
+
+    /// The HTTP method to invoke.
+    #[serde(default)]
+    pub method: HttpMethod,
+
+    /// HTTP statuses that count as healthy.
+    #[serde(default = "default_expected_statuses")]
+    #[schemars(length(min = 1, max = 16), inner(range(min = 100, max = 599)))]
+    pub expected_statuses: Vec<u16>,
+
+    /// The 12-digit account that owns the API, when it is not the operator's own account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    pub account_id: Option<String>,
+}
+
+fn default_path() -> String {
+    "/".to_owned()
+}
+
+fn default_expected_statuses() -> Vec<u16> {
+    vec![200]
+}
+
+/// HTTP methods a check may invoke.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl HttpMethod {
+    /// The method as it appears on the wire and in execute-api ARNs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Options => "OPTIONS",
+        }
+    }
+}
+
+/// The interface VPC endpoint the check goes through.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointRef {
+    /// The endpoint id: `vpce-` followed by 8 to 17 hex digits.
+    #[schemars(regex(pattern = r"^vpce-[0-9a-f]{8,17}$"))]
+    pub vpc_endpoint_id: String,
+}
+
+/// How the client addresses a private API (design.md §2).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum AccessMode {
+    /// Choose from AWS facts (private DNS, endpoint association).
+    #[default]
+    Auto,
+    /// `https://{api}.execute-api.{region}.amazonaws.com/{stage}` via the endpoint's private DNS.
+    PrivateDns,
+    /// `https://{api}-{vpce}.execute-api.{region}.amazonaws.com/{stage}` (Route 53 alias).
+    EndpointAlias,
+    /// `https://{vpce-dns-name}/{stage}` with `Host: {api}.execute-api.{region}.amazonaws.com`.
+    EndpointHost,
+    /// `https://{vpce-dns-name}/{stage}` with `x-apigw-api-id: {api}`.
+    ApiIdHeader,
+    /// `https://{domainName}/{basepath}`, a private custom domain.
+    CustomDomain,
+}
+
+/// Placement and resources of the probe pod.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbePlacement {
+    /// Node labels the probe pod must match, to test from a given node group or zone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of the probe pod.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Affinity of the probe pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+
+    /// Service account the probe pod runs as. Its token is never mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub service_account_name: Option<String>,
+
+    /// Probe image; defaults to the operator's own image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// Resources of the probe container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+}
+
+/// Read-only AWS inspection settings.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsInspection {
+    /// Read the API, stage, endpoint, policies, security groups and NACLs to explain failures.
+    #[serde(default = "default_true")]
+    pub inspect: bool,
+
+    /// A role to assume to read an API owned by another account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"))]
+    pub api_role_arn: Option<String>,
+}
+
+impl Default for AwsInspection {
+    fn default() -> Self {
+        AwsInspection { inspect: true, api_role_arn: None }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Observed state of a check, written by the operator with server-side apply.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// `Ready`, `Reconciling`, `Stalled`, the outcome `Reachable` (reason = root-cause code) and
+    /// per-area conditions (`DnsResolved`, `EndpointReachable`, `TlsEstablished`, `Authorized`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+
+    /// When the last run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_time: Option<Time>,
+
+    /// When the next run is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run_time: Option<Time>,
+
+    /// The one root cause of the last run (`Healthy` when the API answered as expected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<RootCause>,
+
+    /// One line: what is wrong and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub summary: Option<String>,
+
+    /// The last run's compact report (evidence, remediation, timings). The operator keeps it
+    /// under 8 KiB serialized, dropping detail in a documented order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "report_schema")]
+    pub report: Option<serde_json::Value>,
+}
+
+/// The size bound the operator applies to `status.report`.
+pub const MAX_REPORT_BYTES: usize = 8 * 1024;
+
+fn conditions_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut schema = generator.subschema_for::<Vec<Condition>>();
+    schema.insert("x-kubernetes-list-type".into(), "map".into());
+    schema.insert("x-kubernetes-list-map-keys".into(), serde_json::json!(["type"]));
+    schema.insert("maxItems".into(), 32.into());
+    schema
+}
+
+fn report_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "nullable": true,
+        "x-kubernetes-preserve-unknown-fields": true,
+        "description": "The last run's compact report (evidence, remediation, timings), kept under 8 KiB."
+    })
+}

@@ -1,0 +1,53 @@
+//! AWS SDK configuration shared by every read-only inspection call.
+//!
+//! Why this exists: the SDK's default HTTP client pulls aws-lc or the legacy hyper 0.14 stack.
+//! pvtapi is rustls-on-ring everywhere, so the client is built here once, explicitly, and every
+//! service client is made from the resulting [`aws_config::SdkConfig`]. Credentials come from the
+//! default chain (IRSA, EKS Pod Identity, environment, profile) and the endpoint from the standard
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>` variables, which is how tests reach moto.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_smithy_http_client::tls;
+use std::time::Duration;
+
+/// Options for loading the SDK configuration.
+#[derive(Clone, Debug)]
+pub struct SdkOptions {
+    /// Region to use; `None` takes it from the environment/profile.
+    pub region: Option<String>,
+    /// Endpoint for every service, overriding `AWS_ENDPOINT_URL` (tests, private API endpoints).
+    pub endpoint_url: Option<String>,
+    /// Attempts per call, including the first (throttles and 5xx are retried with backoff).
+    pub max_attempts: u32,
+    /// Upper bound for one call, retries included.
+    pub operation_timeout: Duration,
+}
+
+impl Default for SdkOptions {
+    fn default() -> Self {
+        SdkOptions { region: None, endpoint_url: None, max_attempts: 3, operation_timeout: Duration::from_secs(20) }
+    }
+}
+
+/// Loads the SDK configuration with the rustls/ring HTTP client.
+pub async fn load_sdk_config(options: &SdkOptions) -> SdkConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(RetryConfig::standard().with_max_attempts(options.max_attempts.max(1)))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_timeout(options.operation_timeout)
+                .build(),
+        );
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &options.endpoint_url {
+        loader = loader.endpoint_url(url.clone());
+    }
+    loader.load().await
+}

@@ -1,0 +1,44 @@
+//! `pvtapi-operator`: the in-cluster half of pvtapi.
+//!
+//! One binary, two roles, so the probe pod can run the operator's own image: `run` reconciles
+//! `PrivateApiConnectivityCheck` objects; `probe` is what each short-lived probe pod executes
+//! (DNS, TCP, TLS and HTTPS invoke from the pod's network) before printing a compact JSON report.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Continuously diagnoses why workloads cannot reach an Amazon API Gateway private REST API.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pvtapi-operator",
+    version,
+    about,
+    long_about = "Continuously diagnoses why workloads cannot reach an Amazon API Gateway private REST API.\n\n\
+        `run` watches PrivateApiConnectivityCheck objects (pvtapi.io/v1alpha1) and, for each, runs a short-lived \
+        probe pod, adds read-only AWS facts, and writes one root cause with evidence and a fix into status \
+        conditions, events and Prometheus metrics. `probe` is what that pod executes.",
+    after_help = "Examples:\n  pvtapi-operator run\n  pvtapi-operator probe --api-id abcde12345 --region us-east-1 --stage prod --vpce vpce-0123456789abcdef0"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the controller: reconcile every PrivateApiConnectivityCheck in the cluster.
+    Run,
+    /// Probe one private API from this network (DNS, TCP 443, TLS, HTTPS invoke) and print a JSON report.
+    Probe,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let what = match cli.command {
+        Command::Run => "run",
+        Command::Probe => "probe",
+    };
+    eprintln!("pvtapi-operator: `{what}` is not implemented in this build yet");
+    ExitCode::from(2)
+}

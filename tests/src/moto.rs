@@ -1,0 +1,119 @@
+//! moto_server: the AWS APIs (apigateway, ec2, logs) on a loopback port.
+//!
+//! One server per test, so state never leaks between tests. The SDK reaches it through an
+//! explicit endpoint URL and dummy credentials; [`Moto::env`] gives the same as the standard
+//! `AWS_ENDPOINT_URL` variables for a child process (the plugin, the probe).
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::peers::{ScratchDir, free_port, require_program, tail, wait_until};
+
+/// The moto version the suite is written against (pinned in tests/substrate/install.sh).
+pub const MOTO_VERSION: &str = "5.2.5";
+
+/// A running moto_server; killed when dropped.
+#[derive(Debug)]
+pub struct Moto {
+    child: Child,
+    addr: SocketAddr,
+    log: std::path::PathBuf,
+    _dir: ScratchDir,
+}
+
+impl Moto {
+    /// Starts moto_server on 127.0.0.1 and a free port and waits until it answers.
+    pub fn start() -> Moto {
+        let program = require_program("moto_server", &format!("PyPI package `moto[server]=={MOTO_VERSION}` (pip install 'moto[server]=={MOTO_VERSION}')"));
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let addr = SocketAddr::new(ip, free_port(ip));
+        let dir = ScratchDir::new("moto");
+        let log = dir.path().join("moto.log");
+        let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let mut child = Command::new(program)
+            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+            .env("MOTO_ALLOW_NONEXISTENT_REGION", "false")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap_or_else(|e| panic!("dup log: {e}")))
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn moto_server: {e}"));
+        let log_diag = log.clone();
+        let mut exited = None;
+        wait_until(
+            &format!("moto_server on {addr}"),
+            Duration::from_secs(60),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    exited = Some(status);
+                    return true;
+                }
+                http_get(addr, "/moto-api/data.json").is_some_and(|(status, _)| status == 200)
+            },
+            || tail(&log_diag, 30),
+        );
+        if let Some(status) = exited {
+            panic!("moto_server exited with {status} at start:\n{}", tail(&log, 30));
+        }
+        Moto { child, addr, log, _dir: dir }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Environment for a child process that should talk to this moto with dummy credentials.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint_url()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+            ("AWS_SESSION_TOKEN", "testing".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+
+    /// An SDK configuration for this moto: explicit endpoint, dummy static credentials, region.
+    pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        let options = pvtapi_engine::aws::SdkOptions {
+            region: Some(region.to_owned()),
+            endpoint_url: Some(self.endpoint_url()),
+            max_attempts: 1,
+            ..Default::default()
+        };
+        let base = pvtapi_engine::aws::load_sdk_config(&options).await;
+        base.into_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("testing", "testing", None, None, "pvtapi-testkit"),
+            ))
+            .build()
+    }
+
+    /// The requests moto has logged (one line per request: method, path, status).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.0 GET for readiness checks; returns the status and body.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.take(1 << 20).read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Some((status, body))
+}

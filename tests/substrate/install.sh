@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian machine, skipping what is present:
+#   - Debian: dnsmasq-base (DNS server), iproute2 (network namespaces), openssl, curl
+#   - PyPI:   moto[server] (pinned) for the AWS APIs
+#   - Go:     etcd, kube-apiserver, kubectl, helm built from the upstream modules (build-tools.sh)
+# Idempotent: a second run only checks.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+MOTO_VERSION="${MOTO_VERSION:-5.2.5}"
+log() { printf '[install] %s\n' "$*" >&2; }
+
+need_apt=()
+command -v dnsmasq >/dev/null || [[ -x /usr/sbin/dnsmasq ]] || need_apt+=(dnsmasq-base)
+command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || need_apt+=(iproute2)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
+if ((${#need_apt[@]})); then
+  log "apt-get install ${need_apt[*]}"
+  if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+have_moto="$(python3 -c 'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null || true)"
+if [[ "$have_moto" != "$MOTO_VERSION" ]] || ! command -v moto_server >/dev/null || ! python3 -c 'import flask, flask_cors' 2>/dev/null; then
+  log "pip install moto[server]==$MOTO_VERSION (have: ${have_moto:-none})"
+  python3 -m pip install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  hash -r
+fi
+command -v moto_server >/dev/null || { log "ERROR: moto_server not on PATH after pip install (PATH=$PATH)"; exit 1; }
+
+"$HERE/build-tools.sh"
+log "all peers installed"
