@@ -10,8 +10,9 @@ fn repo_file(rel: &str) -> PathBuf {
 fn committed_crd_yaml_matches_the_types() {
     let generated = pvtapi_crds::crd_yaml().expect("render CRD");
     for rel in [pvtapi_crds::CRD_FILE, pvtapi_crds::CHART_CRD_FILE] {
-        let committed = std::fs::read_to_string(repo_file(rel))
-            .unwrap_or_else(|e| panic!("{rel} is missing ({e}); run `cargo run -p pvtapi-crds --bin crdgen -- --write`"));
+        let committed = std::fs::read_to_string(repo_file(rel)).unwrap_or_else(|e| {
+            panic!("{rel} is missing ({e}); run `cargo run -p pvtapi-crds --bin crdgen -- --write`")
+        });
         assert!(
             committed == generated,
             "{rel} is out of date with crds/src; run `cargo run -p pvtapi-crds --bin crdgen -- --write` and commit the result"

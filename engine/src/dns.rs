@@ -68,7 +68,9 @@ pub fn build_resolver(nameserver: Option<Nameserver>, timeout: Duration) -> Resu
             let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
             (ResolverConfig::from_parts(None, vec![], vec![server]), ResolverOpts::default())
         }
-        None => hickory_resolver::system_conf::read_system_conf().map_err(|e| ResolverError::SystemConfig(e.to_string()))?,
+        None => {
+            hickory_resolver::system_conf::read_system_conf().map_err(|e| ResolverError::SystemConfig(e.to_string()))?
+        }
     };
     opts.timeout = timeout;
     opts.attempts = 1;

@@ -43,8 +43,9 @@ impl ControlPlane {
                  {INSTALL_HINT}, or `eval \"$(bash tests/substrate/control-plane.sh start)\"` before `cargo test`"
             );
         };
-        let kubeconfig = Kubeconfig::read_from(&path)
-            .unwrap_or_else(|e| panic!("cannot read {} ({e}); is the control plane running? {INSTALL_HINT}", path.display()));
+        let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| {
+            panic!("cannot read {} ({e}); is the control plane running? {INSTALL_HINT}", path.display())
+        });
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .unwrap_or_else(|e| panic!("bad kubeconfig {}: {e}", path.display()));
@@ -64,7 +65,10 @@ impl ControlPlane {
     /// Creates (or keeps) a namespace. There is no namespace controller, so tests use unique names.
     pub async fn namespace(&self, name: &str) -> String {
         let api: Api<Namespace> = Api::all(self.admin());
-        let ns = Namespace { metadata: ObjectMeta { name: Some(name.to_owned()), ..Default::default() }, ..Default::default() };
+        let ns = Namespace {
+            metadata: ObjectMeta { name: Some(name.to_owned()), ..Default::default() },
+            ..Default::default()
+        };
         api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&ns))
             .await
             .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
@@ -99,8 +103,17 @@ impl ControlPlane {
     ) -> Client {
         let admin = self.admin();
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        let meta = |ns: Option<&str>| ObjectMeta { name: Some(name.to_owned()), namespace: ns.map(str::to_owned), ..Default::default() };
-        let subject = Subject { kind: "ServiceAccount".into(), name: name.into(), namespace: Some(namespace.into()), ..Default::default() };
+        let meta = |ns: Option<&str>| ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: ns.map(str::to_owned),
+            ..Default::default()
+        };
+        let subject = Subject {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        };
 
         let sas: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
         sas.patch(name, &pp, &Patch::Apply(&ServiceAccount { metadata: meta(Some(namespace)), ..Default::default() }))
@@ -115,7 +128,11 @@ impl ControlPlane {
         let bindings: Api<RoleBinding> = Api::namespaced(admin.clone(), namespace);
         let binding = RoleBinding {
             metadata: meta(Some(namespace)),
-            role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "Role".into(), name: name.into() },
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Role".into(),
+                name: name.into(),
+            },
             subjects: Some(vec![subject.clone()]),
         };
         bindings.patch(name, &pp, &Patch::Apply(&binding)).await.unwrap_or_else(|e| panic!("create RoleBinding: {e}"));
@@ -124,19 +141,34 @@ impl ControlPlane {
         let meta_cluster = ObjectMeta { name: Some(cluster_name.clone()), ..Default::default() };
         let croles: Api<ClusterRole> = Api::all(admin.clone());
         croles
-            .patch(&cluster_name, &pp, &Patch::Apply(&ClusterRole { metadata: meta_cluster.clone(), rules: Some(cluster_rules), ..Default::default() }))
+            .patch(
+                &cluster_name,
+                &pp,
+                &Patch::Apply(&ClusterRole {
+                    metadata: meta_cluster.clone(),
+                    rules: Some(cluster_rules),
+                    ..Default::default()
+                }),
+            )
             .await
             .unwrap_or_else(|e| panic!("create ClusterRole: {e}"));
         let cbindings: Api<ClusterRoleBinding> = Api::all(admin.clone());
         let cbinding = ClusterRoleBinding {
             metadata: meta_cluster,
-            role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "ClusterRole".into(), name: cluster_name.clone() },
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "ClusterRole".into(),
+                name: cluster_name.clone(),
+            },
             subjects: Some(vec![subject]),
         };
-        cbindings.patch(&cluster_name, &pp, &Patch::Apply(&cbinding)).await.unwrap_or_else(|e| panic!("create ClusterRoleBinding: {e}"));
+        cbindings
+            .patch(&cluster_name, &pp, &Patch::Apply(&cbinding))
+            .await
+            .unwrap_or_else(|e| panic!("create ClusterRoleBinding: {e}"));
 
         let request = TokenRequest {
-            spec: TokenRequestSpec { audiences: vec![], expiration_seconds: Some(600), ..Default::default() },
+            spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
             ..Default::default()
         };
         let token = sas
@@ -145,7 +177,8 @@ impl ControlPlane {
             .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"))
             .status
             .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no status"))
-            .token;
+            .token
+            .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no token"));
 
         let mut config = self.config.clone();
         config.auth_info = kube::config::AuthInfo { token: Some(token.into()), ..Default::default() };

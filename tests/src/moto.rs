@@ -26,7 +26,10 @@ pub struct Moto {
 impl Moto {
     /// Starts moto_server on 127.0.0.1 and a free port and waits until it answers.
     pub fn start() -> Moto {
-        let program = require_program("moto_server", &format!("PyPI package `moto[server]=={MOTO_VERSION}` (pip install 'moto[server]=={MOTO_VERSION}')"));
+        let program = require_program(
+            "moto_server",
+            &format!("PyPI package `moto[server]=={MOTO_VERSION}` (pip install 'moto[server]=={MOTO_VERSION}')"),
+        );
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let addr = SocketAddr::new(ip, free_port(ip));
         let dir = ScratchDir::new("moto");

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How to get the peers: the one command that installs everything.
-pub const INSTALL_HINT: &str = "run `bash tests/run.sh` (installs and starts every peer) or `bash tests/substrate/install.sh`";
+pub const INSTALL_HINT: &str =
+    "run `bash tests/run.sh` (installs and starts every peer) or `bash tests/substrate/install.sh`";
 
 /// Finds `name` on `PATH` (or at an absolute path) or panics naming the package that provides it.
 pub fn require_program(name: &str, provided_by: &str) -> PathBuf {
@@ -75,7 +76,11 @@ impl ScratchDir {
     pub fn new(what: &str) -> ScratchDir {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!("pvtapi-{what}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "pvtapi-{what}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
         ScratchDir(dir)

@@ -38,7 +38,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: crdgen [--write]\n  prints the PrivateApiConnectivityCheck CRD, or with --write updates {} and {}", pvtapi_crds::CRD_FILE, pvtapi_crds::CHART_CRD_FILE);
+            eprintln!(
+                "usage: crdgen [--write]\n  prints the PrivateApiConnectivityCheck CRD, or with --write updates {} and {}",
+                pvtapi_crds::CRD_FILE,
+                pvtapi_crds::CHART_CRD_FILE
+            );
             ExitCode::from(2)
         }
     }
