@@ -5,3 +5,4 @@
 
 pub mod aws;
 pub mod dns;
+pub mod probe;

@@ -4,6 +4,8 @@
 //! `PrivateApiConnectivityCheck` objects; `probe` is what each short-lived probe pod executes
 //! (DNS, TCP, TLS and HTTPS invoke from the pod's network) before printing a compact JSON report.
 
+mod probe_cmd;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -27,18 +29,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the controller: reconcile every PrivateApiConnectivityCheck in the cluster.
+    /// Run the controller: reconcile every PrivateApiConnectivityCheck in the cluster (not in this build yet).
     Run,
     /// Probe one private API from this network (DNS, TCP 443, TLS, HTTPS invoke) and print a JSON report.
-    Probe,
+    Probe(Box<probe_cmd::ProbeArgs>),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let what = match cli.command {
-        Command::Run => "run",
-        Command::Probe => "probe",
-    };
-    eprintln!("pvtapi-operator: `{what}` is not implemented in this build yet");
-    ExitCode::from(2)
+    match cli.command {
+        Command::Run => {
+            eprintln!("pvtapi-operator: `run` (the controller) is not implemented in this build yet");
+            ExitCode::from(2)
+        }
+        Command::Probe(args) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("pvtapi-operator probe: cannot start the async runtime: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(probe_cmd::probe(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("pvtapi-operator probe: {err:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! `PVTAPI_KUBECONFIG`. A missing peer is a loud test failure that says how to install it —
 //! never a skip.
 
+pub mod apigw;
 pub mod control_plane;
 pub mod dns;
 pub mod moto;
