@@ -315,7 +315,8 @@ async fn write_reply<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, reply: Re
         }
         Reply::HugeBinaryBody => {
             let size = 10 * 1024 * 1024;
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {size}\r\n\r\n");
+            let head =
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {size}\r\n\r\n");
             if stream.write_all(head.as_bytes()).await.is_err() {
                 return;
             }

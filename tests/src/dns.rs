@@ -165,3 +165,55 @@ impl Drop for DnsServer {
         let _ = self.child.wait();
     }
 }
+
+/// A DNS server that answers every query with a CNAME loop (`name → loop.<name>` →
+/// `name`). dnsmasq refuses to serve a loop, so this small UDP responder plays the broken or
+/// hostile resolver; it is a real server on a real socket, built with hickory's wire format.
+#[derive(Debug)]
+pub struct CnameLoopServer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CnameLoopServer {
+    /// Starts on 127.0.0.1 and a free port (needs a Tokio runtime).
+    pub async fn start() -> CnameLoopServer {
+        use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
+        use hickory_resolver::proto::rr::rdata::CNAME;
+        use hickory_resolver::proto::rr::{Name, RData, Record as DnsRecord};
+
+        let socket = tokio::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind UDP");
+        let addr = socket.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
+                let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
+                let Some(q) = query.queries.first().cloned() else { continue };
+                let name = q.name().clone();
+                let Ok(other) = Name::from_ascii(format!("loop.{name}")) else { continue };
+                let mut response = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
+                response.metadata.recursion_desired = query.metadata.recursion_desired;
+                response.metadata.recursion_available = true;
+                response.metadata.response_code = ResponseCode::NoError;
+                response.add_query(q);
+                response.add_answer(DnsRecord::from_rdata(name.clone(), 60, RData::CNAME(CNAME(other.clone()))));
+                response.add_answer(DnsRecord::from_rdata(other, 60, RData::CNAME(CNAME(name))));
+                if let Ok(bytes) = response.to_vec() {
+                    let _ = socket.send_to(&bytes, peer).await;
+                }
+            }
+        });
+        CnameLoopServer { addr, task }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for CnameLoopServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

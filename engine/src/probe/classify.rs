@@ -77,7 +77,9 @@ pub fn classify_connect_error(err: &std::io::Error) -> TcpOutcome {
     match err.kind() {
         ErrorKind::ConnectionRefused => TcpOutcome::Refused,
         ErrorKind::TimedOut => TcpOutcome::Timeout,
-        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::AddrNotAvailable => TcpOutcome::Unreachable,
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable | ErrorKind::AddrNotAvailable => {
+            TcpOutcome::Unreachable
+        }
         _ => TcpOutcome::Error,
     }
 }
@@ -142,9 +144,13 @@ pub fn classify_answer(answer: &InvokeAnswer<'_>, expected: &[u16]) -> InvokeCla
         403 => {
             if error_type == "incompletesignatureexception" || error_type == "invalidsignatureexception" {
                 InvokeClass::SignatureError
-            } else if lower_message.starts_with("missing authentication token") || error_type == "missingauthenticationtokenexception" {
+            } else if lower_message.starts_with("missing authentication token")
+                || error_type == "missingauthenticationtokenexception"
+            {
                 InvokeClass::MissingAuthenticationToken
-            } else if lower_message.contains("is not authorized to perform") && lower_message.trim_end_matches('.').ends_with("with an explicit deny") {
+            } else if lower_message.contains("is not authorized to perform")
+                && lower_message.trim_end_matches('.').ends_with("with an explicit deny")
+            {
                 InvokeClass::ExplicitDeny
             } else if lower_message.starts_with("user: anonymous is not authorized to perform") {
                 InvokeClass::AnonymousNotAuthorized
@@ -175,14 +181,34 @@ mod tests {
             (200, None, b"ok", InvokeClass::Ok),
             (204, None, b"", InvokeClass::UnexpectedStatus),
             (403, Some("ForbiddenException"), br#"{"message":"Forbidden"}"#, InvokeClass::Forbidden),
-            (403, Some("MissingAuthenticationTokenException"), br#"{"message":"Missing Authentication Token"}"#, InvokeClass::MissingAuthenticationToken),
+            (
+                403,
+                Some("MissingAuthenticationTokenException"),
+                br#"{"message":"Missing Authentication Token"}"#,
+                InvokeClass::MissingAuthenticationToken,
+            ),
             (403, None, br#"{"MESSAGE":"Missing Authentication Token"}"#, InvokeClass::MissingAuthenticationToken),
             (403, Some("AccessDeniedException"), anon, InvokeClass::AnonymousNotAuthorized),
             (403, Some("AccessDeniedException"), anon_deny, InvokeClass::ExplicitDeny),
-            (403, Some("IncompleteSignatureException"), br#"{"message":"Authorization header requires 'Credential' parameter."}"#, InvokeClass::SignatureError),
+            (
+                403,
+                Some("IncompleteSignatureException"),
+                br#"{"message":"Authorization header requires 'Credential' parameter."}"#,
+                InvokeClass::SignatureError,
+            ),
             (403, Some("InvalidSignatureException:http://internal.amazon.com/"), b"{}", InvokeClass::SignatureError),
-            (403, None, br#"{"message":"Authorization header requires 'Signature' parameter."}"#, InvokeClass::SignatureError),
-            (403, None, br#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#, InvokeClass::AuthorizerDenied),
+            (
+                403,
+                None,
+                br#"{"message":"Authorization header requires 'Signature' parameter."}"#,
+                InvokeClass::SignatureError,
+            ),
+            (
+                403,
+                None,
+                br#"{"Message":"User is not authorized to access this resource with an explicit deny"}"#,
+                InvokeClass::AuthorizerDenied,
+            ),
             (403, None, b"<html>blocked by WAF</html>", InvokeClass::Forbidden),
             (401, None, br#"{"message":"Unauthorized"}"#, InvokeClass::Unauthorized),
             (429, None, br#"{"message":"Too Many Requests"}"#, InvokeClass::Throttled),
@@ -194,7 +220,10 @@ mod tests {
             let got = classify_answer(&InvokeAnswer { status, error_type, body }, &[200]);
             assert_eq!(got, want, "{status} {error_type:?} {}", String::from_utf8_lossy(body));
         }
-        assert_eq!(classify_answer(&InvokeAnswer { status: 403, error_type: None, body: b"" }, &[200, 403]), InvokeClass::Ok);
+        assert_eq!(
+            classify_answer(&InvokeAnswer { status: 403, error_type: None, body: b"" }, &[200, 403]),
+            InvokeClass::Ok
+        );
     }
 
     #[test]

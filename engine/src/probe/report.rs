@@ -238,7 +238,9 @@ fn cut(s: &mut Option<String>, max: usize) -> bool {
 impl ProbeReport {
     /// Compact JSON.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"version\":\"{REPORT_VERSION}\",\"error\":\"cannot serialize report: {e}\"}}"))
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            format!("{{\"version\":\"{REPORT_VERSION}\",\"error\":\"cannot serialize report: {e}\"}}")
+        })
     }
 
     /// Drops detail until the JSON fits `budget` bytes. Order: body snippet; error texts cut to
@@ -264,14 +266,28 @@ impl ProbeReport {
                 }
                 changed
             }),
-            ("tls.sans", |r| r.tls.as_mut().is_some_and(|t| t.sans.len() > 3 && { t.sans.truncate(3); true })),
+            ("tls.sans", |r| {
+                r.tls.as_mut().is_some_and(|t| {
+                    t.sans.len() > 3 && {
+                        t.sans.truncate(3);
+                        true
+                    }
+                })
+            }),
             ("dns.cnames", |r| r.dns.iter_mut().fold(false, |c, d| c | !std::mem::take(&mut d.cnames).is_empty())),
             ("dns.zonal", |r| {
                 let before = r.dns.len();
                 r.dns.retain(|d| d.role != HostRole::EndpointZonal);
                 r.dns.len() != before
             }),
-            ("dns.addresses", |r| r.dns.iter_mut().fold(false, |c, d| c | (d.addresses.len() > 4 && { d.addresses.truncate(4); true }))),
+            ("dns.addresses", |r| {
+                r.dns.iter_mut().fold(false, |c, d| {
+                    c | (d.addresses.len() > 4 && {
+                        d.addresses.truncate(4);
+                        true
+                    })
+                })
+            }),
             ("tcp", |r| {
                 if r.tcp.len() <= 8 {
                     return false;

@@ -82,7 +82,8 @@ pub async fn run(input: &ProbeInput) -> Result<ProbeReport, ProbeError> {
 
     // 1. DNS for every name, concurrently.
     let hosts = input.target.hosts();
-    let dns: Vec<DnsResult> = futures::future::join_all(hosts.iter().map(|h| resolve(&resolver, h, input.timeout))).await;
+    let dns: Vec<DnsResult> =
+        futures::future::join_all(hosts.iter().map(|h| resolve(&resolver, h, input.timeout))).await;
     let dns_ms = dns.iter().map(|d| d.ms).max().unwrap_or(0);
 
     // 2. The access mode (auto: from what DNS said) and the invoke plan.
@@ -108,7 +109,8 @@ pub async fn run(input: &ProbeInput) -> Result<ProbeReport, ProbeError> {
 
     let port = input.port;
     let timeout = input.timeout;
-    let others = futures::future::join_all(other_addrs.iter().map(|ip| async move { connect(*ip, port, timeout).await.0 }));
+    let others =
+        futures::future::join_all(other_addrs.iter().map(|ip| async move { connect(*ip, port, timeout).await.0 }));
     let invoke_path = async {
         let mut pending: FuturesUnordered<_> = invoke_addrs.iter().map(|ip| connect(*ip, port, timeout)).collect();
         let mut results = Vec::new();
@@ -195,7 +197,13 @@ pub async fn run(input: &ProbeInput) -> Result<ProbeReport, ProbeError> {
         dns_comparison: compare(&dns),
         dns,
         tcp,
-        timings: Timings { dns_ms, connect_ms, tls_ms: tls.as_ref().map(|t| t.ms), ttfb_ms, total_ms: ms(started.elapsed()) },
+        timings: Timings {
+            dns_ms,
+            connect_ms,
+            tls_ms: tls.as_ref().map(|t| t.ms),
+            ttfb_ms,
+            total_ms: ms(started.elapsed()),
+        },
         tls,
         invoke,
         proxied,
@@ -241,9 +249,15 @@ fn choose_access(input: &ProbeInput, dns: &[DnsResult]) -> (AccessChoice, Option
             } else if resolved(HostRole::EndpointAlias, false) {
                 (AccessMode::EndpointAlias, "auto: the API host is not private but the endpoint alias host resolves")
             } else if t.vpce_regional_host().is_some() {
-                (AccessMode::EndpointHost, "auto: neither the API host nor the alias resolve privately; using the endpoint's DNS name with a Host header")
+                (
+                    AccessMode::EndpointHost,
+                    "auto: neither the API host nor the alias resolve privately; using the endpoint's DNS name with a Host header",
+                )
             } else {
-                (AccessMode::PrivateDns, "auto: no private name resolves and the endpoint's DNS names are unknown; trying the API host")
+                (
+                    AccessMode::PrivateDns,
+                    "auto: no private name resolves and the endpoint's DNS names are unknown; trying the API host",
+                )
             }
         }
         explicit => (explicit, "as configured"),
@@ -317,7 +331,8 @@ async fn resolve(resolver: &TokioResolver, host: &Host, timeout: Duration) -> Dn
                     };
                     if let Some(ip) = ip {
                         result.ttl = Some(result.ttl.map_or(record.ttl, |t| t.min(record.ttl)));
-                        if result.addresses.len() < MAX_ADDRESSES_PER_NAME && !result.addresses.iter().any(|a| a.ip == ip)
+                        if result.addresses.len() < MAX_ADDRESSES_PER_NAME
+                            && !result.addresses.iter().any(|a| a.ip == ip)
                         {
                             result.addresses.push(ResolvedAddress { ip, class: classify::classify_address(ip) });
                         }
@@ -369,11 +384,12 @@ fn dns_error_outcome(err: &hickory_resolver::net::NetError) -> DnsOutcome {
 
 async fn connect(ip: IpAddr, port: u16, timeout: Duration) -> (TcpResult, Option<TcpStream>) {
     let started = Instant::now();
-    let (outcome, stream, error) = match tokio::time::timeout(timeout, TcpStream::connect(SocketAddr::new(ip, port))).await {
-        Ok(Ok(stream)) => (TcpOutcome::Connected, Some(stream), None),
-        Ok(Err(err)) => (classify::classify_connect_error(&err), None, Some(err.to_string())),
-        Err(_) => (TcpOutcome::Timeout, None, Some(format!("no answer within {}s", timeout.as_secs_f32()))),
-    };
+    let (outcome, stream, error) =
+        match tokio::time::timeout(timeout, TcpStream::connect(SocketAddr::new(ip, port))).await {
+            Ok(Ok(stream)) => (TcpOutcome::Connected, Some(stream), None),
+            Ok(Err(err)) => (classify::classify_connect_error(&err), None, Some(err.to_string())),
+            Err(_) => (TcpOutcome::Timeout, None, Some(format!("no answer within {}s", timeout.as_secs_f32()))),
+        };
     (TcpResult { ip, port, outcome, ms: ms(started.elapsed()), error }, stream)
 }
 

@@ -77,7 +77,11 @@ impl Target {
 
     /// The endpoint's regional DNS name, when known: the first name without an AZ suffix.
     pub fn vpce_regional_host(&self) -> Option<&str> {
-        self.vpce_dns_names.iter().map(String::as_str).find(|n| !is_zonal_vpce_name(n)).or(self.vpce_dns_names.first().map(String::as_str))
+        self.vpce_dns_names
+            .iter()
+            .map(String::as_str)
+            .find(|n| !is_zonal_vpce_name(n))
+            .or(self.vpce_dns_names.first().map(String::as_str))
     }
 
     /// Every name worth resolving for this target, deduplicated, in a stable order.
@@ -131,7 +135,14 @@ impl Target {
         let request_path = self.request_path(access);
         let authority = if port == 443 { connect_host.clone() } else { format!("{connect_host}:{port}") };
         let host_header = if port == 443 { host_header } else { format!("{host_header}:{port}") };
-        Some(InvokePlan { access, url: format!("https://{authority}{request_path}"), connect_host, request_path, host_header, api_id_header })
+        Some(InvokePlan {
+            access,
+            url: format!("https://{authority}{request_path}"),
+            connect_host,
+            request_path,
+            host_header,
+            api_id_header,
+        })
     }
 }
 
@@ -178,7 +189,13 @@ mod tests {
             (AccessMode::EndpointAlias, alias, alias, None, format!("https://{alias}/prod/health")),
             (AccessMode::EndpointHost, vpce, api, None, format!("https://{vpce}/prod/health")),
             (AccessMode::ApiIdHeader, vpce, vpce, Some("abcde12345"), format!("https://{vpce}/prod/health")),
-            (AccessMode::CustomDomain, "api.internal.example.com", "api.internal.example.com", None, "https://api.internal.example.com/health".to_owned()),
+            (
+                AccessMode::CustomDomain,
+                "api.internal.example.com",
+                "api.internal.example.com",
+                None,
+                "https://api.internal.example.com/health".to_owned(),
+            ),
         ];
         for (mode, connect, host, id, url) in cases {
             let plan = t.plan(mode, 443).unwrap();
@@ -210,7 +227,16 @@ mod tests {
     #[test]
     fn hosts_roles() {
         let roles: Vec<HostRole> = target().hosts().iter().map(|h| h.role).collect();
-        assert_eq!(roles, vec![HostRole::Api, HostRole::EndpointAlias, HostRole::EndpointRegional, HostRole::EndpointZonal, HostRole::CustomDomain]);
+        assert_eq!(
+            roles,
+            vec![
+                HostRole::Api,
+                HostRole::EndpointAlias,
+                HostRole::EndpointRegional,
+                HostRole::EndpointZonal,
+                HostRole::CustomDomain
+            ]
+        );
         assert!(!is_zonal_vpce_name("vpce-0123-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com"));
         assert!(is_zonal_vpce_name("vpce-0123-abcdefgh-us-east-1a.execute-api.us-east-1.vpce.amazonaws.com"));
     }
