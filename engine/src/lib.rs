@@ -5,4 +5,5 @@
 
 pub mod aws;
 pub mod dns;
+pub mod policy;
 pub mod probe;

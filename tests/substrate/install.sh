@@ -2,6 +2,7 @@
 # Installs everything the test suite needs on a fresh Debian machine, skipping what is present:
 #   - Debian: dnsmasq-base (DNS server), iproute2 (network namespaces), openssl, curl
 #   - PyPI:   moto[server] (pinned) for the AWS APIs
+#   - npm:    @cloud-copilot/iam-simulate (test-only oracle for the policy differential test)
 #   - Go:     etcd, kube-apiserver, kubectl, helm built from the upstream modules (build-tools.sh)
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -28,6 +29,15 @@ if [[ "$have_moto" != "$MOTO_VERSION" ]] || ! command -v moto_server >/dev/null 
   hash -r
 fi
 command -v moto_server >/dev/null || { log "ERROR: moto_server not on PATH after pip install (PATH=$PATH)"; exit 1; }
+
+# The independent IAM policy evaluator used only by the differential test (npm, test-only).
+DIFF="$HERE/../differential"
+command -v node >/dev/null && command -v npm >/dev/null || { log "ERROR: node/npm not found (Node >= 20 is needed for tests/differential)"; exit 1; }
+if [[ ! -f "$DIFF/node_modules/.package-lock.json" ]] || ! cmp -s "$DIFF/package-lock.json" "$DIFF/.installed-lock"; then
+  log "npm ci --prefix tests/differential"
+  npm ci --prefix "$DIFF" --no-audit --no-fund --loglevel=error >/dev/null
+  cp "$DIFF/package-lock.json" "$DIFF/.installed-lock"
+fi
 
 "$HERE/build-tools.sh"
 log "all peers installed"

@@ -309,3 +309,108 @@ impl ProbeReport {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::proxy::ProxyVerdict;
+
+    fn bloated() -> ProbeReport {
+        let addr = |i: u32| ResolvedAddress {
+            ip: IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)),
+            class: AddressClass::Private,
+        };
+        let dns = |host: &str, role| DnsResult {
+            host: host.to_owned(),
+            role,
+            outcome: DnsOutcome::Resolved,
+            addresses: (0..16).map(addr).collect(),
+            ttl: Some(60),
+            cnames: vec!["x".repeat(60); 8],
+            error: Some("e".repeat(400)),
+            ms: 1,
+        };
+        ProbeReport {
+            version: REPORT_VERSION.to_owned(),
+            target: TargetSummary {
+                api_id: "abcde12345".into(),
+                region: "us-east-1".into(),
+                stage: "prod".into(),
+                path: "/health".into(),
+                method: "GET".into(),
+                vpce_id: "vpce-0123456789abcdef0".into(),
+            },
+            access: AccessChoice { mode: AccessMode::PrivateDns, reason: "as configured".into() },
+            resolver: "system".into(),
+            dns: vec![
+                dns("api", HostRole::Api),
+                dns("alias", HostRole::EndpointAlias),
+                dns("regional", HostRole::EndpointRegional),
+                dns("zonal-a", HostRole::EndpointZonal),
+                dns("zonal-b", HostRole::EndpointZonal),
+            ],
+            dns_comparison: DnsComparison::Same,
+            tcp: (0..16)
+                .map(|i| TcpResult {
+                    ip: addr(i).ip,
+                    port: 443,
+                    outcome: if i == 15 { TcpOutcome::Timeout } else { TcpOutcome::Connected },
+                    ms: 1,
+                    error: None,
+                })
+                .collect(),
+            tls: Some(TlsResult {
+                sni: "api".into(),
+                ip: addr(0).ip,
+                outcome: TlsOutcome::Ok,
+                version: Some("TLSv1_3".into()),
+                cipher: None,
+                subject: Some("CN=x".into()),
+                sans: vec!["*.example.com".into(); 16],
+                not_after: None,
+                error: None,
+                ms: 1,
+            }),
+            invoke: Some(InvokeResult {
+                url: "https://api/prod/health".into(),
+                host_header: "api".into(),
+                api_id_header: None,
+                class: InvokeClass::ServerError,
+                status: Some(502),
+                request_id: None,
+                error_type: None,
+                apigw_id: None,
+                message: Some("m".repeat(512)),
+                body_snippet: Some("b".repeat(256)),
+                body_bytes: 300,
+                body_truncated: false,
+                error: None,
+            }),
+            proxied: vec![ProxyVerdict { host: "api".into(), via: Some("http://proxy:3128".into()) }],
+            timings: Timings::default(),
+            truncated: vec![],
+        }
+    }
+
+    #[test]
+    fn bounded_drops_detail_in_the_documented_order_until_it_fits() {
+        let big = bloated();
+        assert!(big.to_json().len() > 8_000, "the fixture must overflow");
+        let small = big.clone().bounded(REPORT_BUDGET_BYTES);
+        assert!(small.to_json().len() <= REPORT_BUDGET_BYTES, "{} bytes", small.to_json().len());
+        let order = ["invoke.bodySnippet", "errors", "tls.sans", "dns.cnames", "dns.zonal", "dns.addresses", "tcp"];
+        assert_eq!(small.truncated, order[..small.truncated.len()].to_vec(), "drops follow the documented order");
+        assert!(small.tcp.iter().any(|t| t.outcome == TcpOutcome::Timeout), "failures survive truncation");
+        assert_eq!(small.invoke.as_ref().and_then(|i| i.status), Some(502), "the verdict is never dropped");
+        // Already small: untouched.
+        let again = small.clone().bounded(REPORT_BUDGET_BYTES);
+        assert_eq!(again, small);
+    }
+
+    #[test]
+    fn report_round_trips_through_json() {
+        let report = bloated();
+        let back: ProbeReport = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(back, report);
+    }
+}
