@@ -5,5 +5,6 @@
 
 pub mod aws;
 pub mod dns;
+pub mod network;
 pub mod policy;
 pub mod probe;

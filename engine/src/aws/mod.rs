@@ -51,3 +51,48 @@ pub async fn load_sdk_config(options: &SdkOptions) -> SdkConfig {
     }
     loader.load().await
 }
+
+pub mod facts;
+pub mod inspect;
+
+pub use facts::{AwsFacts, Fact};
+pub use inspect::{InspectRequest, Inspector};
+
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// Records `service:Operation` for every call made through the clients it is attached to.
+///
+/// Used to prove least privilege (the shipped IAM policy lists exactly the actions called) and to
+/// count calls; cheap enough to leave on.
+#[derive(Clone, Debug, Default)]
+pub struct CallRecorder(Arc<Mutex<Vec<String>>>);
+
+impl CallRecorder {
+    /// Every call so far, as `service:Operation` (e.g. `EC2:DescribeVpcEndpoints`).
+    pub fn calls(&self) -> Vec<String> {
+        self.0.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+impl Intercept for CallRecorder {
+    fn name(&self) -> &'static str {
+        "pvtapi-call-recorder"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(meta), Ok(mut calls)) = (cfg.load::<Metadata>(), self.0.lock()) {
+            calls.push(format!("{}:{}", meta.service(), meta.name()));
+        }
+        Ok(())
+    }
+}

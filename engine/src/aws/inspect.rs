@@ -1,0 +1,719 @@
+//! Read-only AWS inspection: the facts that explain what the probe saw.
+//!
+//! Every call is independent and fallible on its own: an `AccessDenied` becomes an unknown fact
+//! naming the missing IAM action, a throttle is retried by the SDK (standard mode, backoff) and
+//! then reported, a missing resource is a fact. Results are cached per resource for a TTL with
+//! single-flight (moka), so N checks that share one API and endpoint cost one call per resource
+//! per TTL rather than N.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_ec2::types::{Filter, VpcAttributeName};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use moka::future::Cache;
+
+use crate::network::{IpProtocol, NaclAction, NaclEntry, NetworkAcl, SecurityGroup, SgPeer, SgRule};
+
+use super::facts::{
+    ApiFacts, AwsFacts, ClientFacts, DeploymentFacts, EndpointDnsEntry, EndpointFacts, ExecutionLogLookup, Fact,
+    InterfaceFacts, MethodFacts, StageFacts, VpcDnsAttributes,
+};
+
+/// What to inspect for one check.
+#[derive(Clone, Debug)]
+pub struct InspectRequest {
+    pub api_id: String,
+    pub stage: String,
+    /// The checked resource path (`/items/42`), matched against templates (`/items/{id}`).
+    pub path: String,
+    pub method: String,
+    pub vpce_id: String,
+    /// The probe's source address (the pod IP), to find its interface and security groups.
+    pub client_ip: Option<IpAddr>,
+    /// `x-amzn-RequestId` of the probe's invoke, to look up in the execution logs.
+    pub request_id: Option<String>,
+    /// When the invoke happened; the log search window ends a little after it.
+    pub request_time: Option<SystemTime>,
+}
+
+/// How far back the execution-log search reaches.
+pub const LOG_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The inspector: SDK clients plus per-resource caches.
+#[derive(Clone)]
+pub struct Inspector {
+    region: String,
+    apigw: aws_sdk_apigateway::Client,
+    ec2: aws_sdk_ec2::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    apis: Cache<String, Fact<ApiFacts>>,
+    stages: Cache<String, Fact<StageFacts>>,
+    deployments: Cache<String, Fact<DeploymentFacts>>,
+    methods: Cache<String, Fact<MethodFacts>>,
+    endpoints: Cache<String, Fact<EndpointFacts>>,
+    vpcs: Cache<String, Fact<VpcDnsAttributes>>,
+    clients: Cache<String, Fact<ClientFacts>>,
+    groups: Cache<String, Fact<Vec<SecurityGroup>>>,
+    acls: Cache<String, Fact<Vec<NetworkAcl>>>,
+    subnets: Cache<String, std::collections::BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector").field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
+fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
+    Cache::builder().max_capacity(10_000).time_to_live(ttl).build()
+}
+
+/// A failed call, reduced to what a report needs.
+fn failure<T, E, R>(err: &SdkError<E, R>, action: &str, what: &str) -> Fact<T>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().unwrap_or("");
+    let message = err.message().unwrap_or("");
+    let lower = code.to_ascii_lowercase();
+    if lower.contains("notfound") || lower.ends_with(".malformed") {
+        return Fact::NotFound { detail: format!("{what}: {code} {message}").trim().to_owned() };
+    }
+    if lower.contains("accessdenied") || lower == "unauthorizedoperation" || lower == "unauthorizedexception" {
+        return Fact::Unknown { reason: format!("{what}: access denied"), missing_permission: Some(action.to_owned()) };
+    }
+    if lower.contains("throttl") || lower == "requestlimitexceeded" || lower == "toomanyrequestsexception" {
+        return Fact::Unknown {
+            reason: format!("{what}: throttled by AWS after retries ({code})"),
+            missing_permission: None,
+        };
+    }
+    let detail = if code.is_empty() {
+        aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+    } else {
+        format!("{code}: {message}")
+    };
+    // Cap: SDK errors can embed whole response bodies.
+    let detail: String = detail.chars().take(300).collect();
+    Fact::Unknown { reason: format!("{what}: {detail}"), missing_permission: None }
+}
+
+fn epoch(t: Option<&aws_smithy_types::DateTime>) -> Option<i64> {
+    t.map(|d| d.secs())
+}
+
+/// Does the concrete `path` match the resource template `template` (`{id}`, `{proxy+}`)?
+pub fn path_matches(template: &str, path: &str) -> bool {
+    let t: Vec<&str> = template.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let p: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    for (i, seg) in t.iter().enumerate() {
+        if seg.starts_with('{') && seg.ends_with("+}") {
+            return p.len() > i;
+        }
+        match p.get(i) {
+            Some(ps) if seg.starts_with('{') && seg.ends_with('}') && !ps.is_empty() => {}
+            Some(ps) if ps == seg => {}
+            _ => return false,
+        }
+    }
+    t.len() == p.len()
+}
+
+impl Inspector {
+    /// Builds the clients from an SDK configuration; `ttl` bounds how stale a cached fact may be.
+    pub fn new(config: &aws_config::SdkConfig, ttl: Duration) -> Inspector {
+        Inspector::with_interceptor(config, ttl, None)
+    }
+
+    /// As [`Inspector::new`], with an interceptor on every client (tests record calls with it).
+    pub fn with_interceptor(
+        config: &aws_config::SdkConfig,
+        ttl: Duration,
+        interceptor: Option<super::CallRecorder>,
+    ) -> Inspector {
+        let mut apigw = aws_sdk_apigateway::config::Builder::from(config);
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(config);
+        let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(config);
+        if let Some(i) = interceptor {
+            apigw = apigw.interceptor(i.clone());
+            ec2 = ec2.interceptor(i.clone());
+            logs = logs.interceptor(i);
+        }
+        Inspector {
+            region: config.region().map(|r| r.to_string()).unwrap_or_default(),
+            apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
+            apis: cache(ttl),
+            stages: cache(ttl),
+            deployments: cache(ttl),
+            methods: cache(ttl),
+            endpoints: cache(ttl),
+            vpcs: cache(ttl),
+            clients: cache(ttl),
+            groups: cache(ttl),
+            acls: cache(ttl),
+            subnets: cache(ttl),
+        }
+    }
+
+    /// Inspects everything for one check. Never fails: gaps are facts too.
+    pub async fn inspect(&self, req: &InspectRequest) -> AwsFacts {
+        let (api, stage, endpoint, method) =
+            tokio::join!(self.api(&req.api_id), self.stage(req), self.endpoint(&req.vpce_id), self.method(req));
+        let deployment = match stage.known().and_then(|s| s.deployment_id.clone()) {
+            Some(id) => self.deployment(&req.api_id, &id).await,
+            None => Fact::Skipped { reason: "the stage has no known deployment".into() },
+        };
+        let vpc = match endpoint.known().and_then(|e| e.vpc_id.clone()) {
+            Some(vpc_id) => self.vpc(&vpc_id).await,
+            None => Fact::Skipped { reason: "the endpoint's VPC is unknown".into() },
+        };
+        let client = match req.client_ip {
+            Some(ip) => self.client(ip).await,
+            None => Fact::Skipped { reason: "no client address (the probe's pod IP) was given".into() },
+        };
+        let execution_log = self.execution_log(req, &stage).await;
+
+        // The network layer: every group and every subnet of both sides, batched.
+        let mut group_ids: Vec<String> = Vec::new();
+        let mut subnet_ids: Vec<String> = Vec::new();
+        if let Some(e) = endpoint.known() {
+            group_ids.extend(e.security_group_ids.iter().cloned());
+            subnet_ids.extend(e.subnet_ids.iter().cloned());
+            subnet_ids.extend(e.interfaces.iter().filter_map(|i| i.subnet_id.clone()));
+        }
+        if let Some(c) = client.known() {
+            group_ids.extend(c.interface.security_group_ids.iter().cloned());
+            subnet_ids.extend(c.interface.subnet_id.iter().cloned());
+        }
+        group_ids.sort();
+        group_ids.dedup();
+        subnet_ids.sort();
+        subnet_ids.dedup();
+        let (security_groups, network_acls, subnet_cidrs) = tokio::join!(
+            self.security_groups(&group_ids),
+            self.network_acls(&subnet_ids),
+            self.subnet_cidrs(&subnet_ids)
+        );
+        let mut facts = AwsFacts {
+            region: self.region.clone(),
+            api,
+            stage,
+            deployment,
+            method,
+            endpoint,
+            vpc,
+            client,
+            security_groups,
+            network_acls,
+            subnet_cidrs,
+            execution_log,
+            gaps: Default::default(),
+        };
+        let gaps = [
+            ("api", facts.api.gap()),
+            ("stage", facts.stage.gap()),
+            ("deployment", facts.deployment.gap()),
+            ("method", facts.method.gap()),
+            ("endpoint", facts.endpoint.gap()),
+            ("vpc", facts.vpc.gap()),
+            ("client", facts.client.gap()),
+            ("securityGroups", facts.security_groups.gap()),
+            ("networkAcls", facts.network_acls.gap()),
+            ("executionLog", facts.execution_log.gap()),
+        ];
+        facts.gaps = gaps.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_owned(), v))).collect();
+        facts
+    }
+
+    async fn api(&self, api_id: &str) -> Fact<ApiFacts> {
+        let key = format!("{}/{api_id}", self.region);
+        self.apis
+            .get_with(key, async {
+                match self.apigw.get_rest_api().rest_api_id(api_id).send().await {
+                    Ok(out) => {
+                        let cfg = out.endpoint_configuration();
+                        Fact::Known {
+                            value: ApiFacts {
+                                id: out.id().unwrap_or(api_id).to_owned(),
+                                name: out.name().map(str::to_owned),
+                                endpoint_types: cfg
+                                    .map(|c| c.types().iter().map(|t| t.as_str().to_owned()).collect())
+                                    .unwrap_or_default(),
+                                vpc_endpoint_ids: cfg.map(|c| c.vpc_endpoint_ids().to_vec()).unwrap_or_default(),
+                                disable_execute_api_endpoint: out.disable_execute_api_endpoint(),
+                                policy: out.policy().map(str::to_owned).filter(|p| !p.is_empty()),
+                            },
+                        }
+                    }
+                    Err(err) => failure(&err, "apigateway:GET", &format!("GetRestApi {api_id}")),
+                }
+            })
+            .await
+    }
+
+    async fn stage(&self, req: &InspectRequest) -> Fact<StageFacts> {
+        let key = format!("{}/{}/{}", self.region, req.api_id, req.stage);
+        self.stages
+            .get_with(key, async {
+                match self.apigw.get_stage().rest_api_id(&req.api_id).stage_name(&req.stage).send().await {
+                    Ok(out) => {
+                        let all = out.method_settings().and_then(|m| m.get("*/*"));
+                        Fact::Known {
+                            value: StageFacts {
+                                name: out.stage_name().unwrap_or(&req.stage).to_owned(),
+                                deployment_id: out.deployment_id().map(str::to_owned),
+                                logging_level: all.and_then(|s| s.logging_level()).map(str::to_owned),
+                                data_trace_enabled: all.is_some_and(|s| s.data_trace_enabled()),
+                                last_updated: epoch(out.last_updated_date()),
+                            },
+                        }
+                    }
+                    Err(err) => failure(&err, "apigateway:GET", &format!("GetStage {}/{}", req.api_id, req.stage)),
+                }
+            })
+            .await
+    }
+
+    async fn deployment(&self, api_id: &str, deployment_id: &str) -> Fact<DeploymentFacts> {
+        let key = format!("{}/{api_id}/{deployment_id}", self.region);
+        self.deployments
+            .get_with(key, async {
+                match self.apigw.get_deployment().rest_api_id(api_id).deployment_id(deployment_id).send().await {
+                    Ok(out) => Fact::Known {
+                        value: DeploymentFacts {
+                            id: out.id().unwrap_or(deployment_id).to_owned(),
+                            created_date: epoch(out.created_date()),
+                        },
+                    },
+                    Err(err) => failure(&err, "apigateway:GET", &format!("GetDeployment {deployment_id}")),
+                }
+            })
+            .await
+    }
+
+    async fn method(&self, req: &InspectRequest) -> Fact<MethodFacts> {
+        let key = format!("{}/{}/{}/{}", self.region, req.api_id, req.method, req.path);
+        self.methods
+            .get_with(key, async {
+                let resources = self
+                    .apigw
+                    .get_resources()
+                    .rest_api_id(&req.api_id)
+                    .limit(500)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Vec<_>>()
+                    .await;
+                let mut best: Option<(String, String)> = None;
+                for item in resources {
+                    let item = match item {
+                        Ok(item) => item,
+                        Err(err) => return failure(&err, "apigateway:GET", &format!("GetResources {}", req.api_id)),
+                    };
+                    let (Some(path), Some(id)) = (item.path(), item.id()) else { continue };
+                    if path_matches(path, &req.path) {
+                        // Prefer the most literal template (fewest parameters).
+                        let params = path.matches('{').count();
+                        if best.as_ref().is_none_or(|(p, _)| p.matches('{').count() > params) {
+                            best = Some((path.to_owned(), id.to_owned()));
+                        }
+                    }
+                }
+                let Some((resource_path, resource_id)) = best else {
+                    return Fact::NotFound {
+                        detail: format!("no resource of API {} matches path {}", req.api_id, req.path),
+                    };
+                };
+                let lookup = |m: String| {
+                    self.apigw.get_method().rest_api_id(&req.api_id).resource_id(&resource_id).http_method(m).send()
+                };
+                let result = match lookup(req.method.clone()).await {
+                    Err(err) if err.code() == Some("NotFoundException") => lookup("ANY".into()).await,
+                    other => other,
+                };
+                match result {
+                    Ok(out) => Fact::Known {
+                        value: MethodFacts {
+                            resource_path,
+                            http_method: out.http_method().unwrap_or(&req.method).to_owned(),
+                            authorization_type: out.authorization_type().unwrap_or("NONE").to_owned(),
+                            api_key_required: out.api_key_required().unwrap_or(false),
+                        },
+                    },
+                    Err(err) => failure(&err, "apigateway:GET", &format!("GetMethod {} {}", req.method, resource_path)),
+                }
+            })
+            .await
+    }
+
+    async fn endpoint(&self, vpce_id: &str) -> Fact<EndpointFacts> {
+        let key = format!("{}/{vpce_id}", self.region);
+        self.endpoints
+            .get_with(key, async {
+                let out = match self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(vpce_id).send().await {
+                    Ok(out) => out,
+                    Err(err) => return failure(&err, "ec2:DescribeVpcEndpoints", &format!("DescribeVpcEndpoints {vpce_id}")),
+                };
+                let Some(e) = out.vpc_endpoints().iter().find(|e| e.vpc_endpoint_id() == Some(vpce_id)) else {
+                    return Fact::NotFound { detail: format!("endpoint {vpce_id} not found in {}", self.region) };
+                };
+                let mut facts = EndpointFacts {
+                    id: vpce_id.to_owned(),
+                    endpoint_type: e.vpc_endpoint_type().map(|t| t.as_str().to_owned()),
+                    service_name: e.service_name().map(str::to_owned),
+                    state: e.state().map(|s| s.as_str().to_ascii_lowercase()),
+                    vpc_id: e.vpc_id().map(str::to_owned),
+                    owner_id: e.owner_id().map(str::to_owned),
+                    private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
+                    dns_entries: e
+                        .dns_entries()
+                        .iter()
+                        .filter_map(|d| {
+                            d.dns_name().map(|n| EndpointDnsEntry {
+                                dns_name: n.to_owned(),
+                                hosted_zone_id: d.hosted_zone_id().map(str::to_owned),
+                            })
+                        })
+                        .collect(),
+                    subnet_ids: e.subnet_ids().to_vec(),
+                    security_group_ids: e.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect(),
+                    network_interface_ids: e.network_interface_ids().to_vec(),
+                    policy: e.policy_document().map(str::to_owned).filter(|p| !p.is_empty()),
+                    interfaces: Vec::new(),
+                };
+                if !facts.network_interface_ids.is_empty() {
+                    // One batched call for every interface of the endpoint.
+                    match self.ec2.describe_network_interfaces().set_network_interface_ids(Some(facts.network_interface_ids.clone())).send().await
+                    {
+                        Ok(out) => facts.interfaces = out.network_interfaces().iter().map(interface_facts).collect(),
+                        Err(err) => tracing::debug!(error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "DescribeNetworkInterfaces for the endpoint failed"),
+                    }
+                }
+                Fact::Known { value: facts }
+            })
+            .await
+    }
+
+    async fn vpc(&self, vpc_id: &str) -> Fact<VpcDnsAttributes> {
+        let key = format!("{}/{vpc_id}", self.region);
+        self.vpcs
+            .get_with(key, async {
+                let attr =
+                    |name: VpcAttributeName| self.ec2.describe_vpc_attribute().vpc_id(vpc_id).attribute(name).send();
+                let (support, hostnames) =
+                    tokio::join!(attr(VpcAttributeName::EnableDnsSupport), attr(VpcAttributeName::EnableDnsHostnames));
+                let support = match support {
+                    Ok(o) => o.enable_dns_support().and_then(|v| v.value()).unwrap_or(false),
+                    Err(err) => {
+                        return failure(&err, "ec2:DescribeVpcAttribute", &format!("DescribeVpcAttribute {vpc_id}"));
+                    }
+                };
+                let hostnames = match hostnames {
+                    Ok(o) => o.enable_dns_hostnames().and_then(|v| v.value()).unwrap_or(false),
+                    Err(err) => {
+                        return failure(&err, "ec2:DescribeVpcAttribute", &format!("DescribeVpcAttribute {vpc_id}"));
+                    }
+                };
+                Fact::Known {
+                    value: VpcDnsAttributes {
+                        vpc_id: vpc_id.to_owned(),
+                        enable_dns_support: support,
+                        enable_dns_hostnames: hostnames,
+                    },
+                }
+            })
+            .await
+    }
+
+    async fn client(&self, ip: IpAddr) -> Fact<ClientFacts> {
+        let key = format!("{}/{ip}", self.region);
+        self.clients
+            .get_with(key, async {
+                // Secondary IPs (pods on the VPC CNI) are matched by this filter; the primary by the other.
+                let filter = |name: &str| Filter::builder().name(name).values(ip.to_string()).build();
+                let out = match self
+                    .ec2
+                    .describe_network_interfaces()
+                    .filters(filter("addresses.private-ip-address"))
+                    .send()
+                    .await
+                {
+                    Ok(out) if !out.network_interfaces().is_empty() => out,
+                    Ok(_) => {
+                        match self.ec2.describe_network_interfaces().filters(filter("private-ip-address")).send().await
+                        {
+                            Ok(out) => out,
+                            Err(err) => {
+                                return failure(
+                                    &err,
+                                    "ec2:DescribeNetworkInterfaces",
+                                    &format!("DescribeNetworkInterfaces {ip}"),
+                                );
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        return failure(
+                            &err,
+                            "ec2:DescribeNetworkInterfaces",
+                            &format!("DescribeNetworkInterfaces {ip}"),
+                        );
+                    }
+                };
+                match out.network_interfaces().first() {
+                    Some(eni) => Fact::Known { value: ClientFacts { ip, interface: interface_facts(eni) } },
+                    None => Fact::NotFound {
+                        detail: format!("no network interface in {} has the address {ip}", self.region),
+                    },
+                }
+            })
+            .await
+    }
+
+    async fn security_groups(&self, ids: &[String]) -> Fact<Vec<SecurityGroup>> {
+        if ids.is_empty() {
+            return Fact::Skipped { reason: "no security group ids known for the endpoint or the client".into() };
+        }
+        let key = format!("{}/{}", self.region, ids.join(","));
+        self.groups
+            .get_with(key, async {
+                match self.ec2.describe_security_groups().set_group_ids(Some(ids.to_vec())).send().await {
+                    Ok(out) => Fact::Known { value: out.security_groups().iter().map(security_group).collect() },
+                    Err(err) => failure(
+                        &err,
+                        "ec2:DescribeSecurityGroups",
+                        &format!("DescribeSecurityGroups {}", ids.join(",")),
+                    ),
+                }
+            })
+            .await
+    }
+
+    async fn network_acls(&self, subnet_ids: &[String]) -> Fact<Vec<NetworkAcl>> {
+        if subnet_ids.is_empty() {
+            return Fact::Skipped { reason: "no subnets known for the endpoint or the client".into() };
+        }
+        let key = format!("{}/{}", self.region, subnet_ids.join(","));
+        self.acls
+            .get_with(key, async {
+                let filter =
+                    Filter::builder().name("association.subnet-id").set_values(Some(subnet_ids.to_vec())).build();
+                match self.ec2.describe_network_acls().filters(filter).send().await {
+                    Ok(out) => Fact::Known { value: out.network_acls().iter().filter_map(network_acl).collect() },
+                    Err(err) => failure(
+                        &err,
+                        "ec2:DescribeNetworkAcls",
+                        &format!("DescribeNetworkAcls {}", subnet_ids.join(",")),
+                    ),
+                }
+            })
+            .await
+    }
+
+    async fn subnet_cidrs(&self, subnet_ids: &[String]) -> std::collections::BTreeMap<String, String> {
+        if subnet_ids.is_empty() {
+            return Default::default();
+        }
+        let key = format!("{}/{}", self.region, subnet_ids.join(","));
+        self.subnets
+            .get_with(key, async {
+                match self.ec2.describe_subnets().set_subnet_ids(Some(subnet_ids.to_vec())).send().await {
+                    Ok(out) => out
+                        .subnets()
+                        .iter()
+                        .filter_map(|s| Some((s.subnet_id()?.to_owned(), s.cidr_block()?.to_owned())))
+                        .collect(),
+                    Err(err) => {
+                        tracing::debug!(error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "DescribeSubnets failed");
+                        Default::default()
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn execution_log(&self, req: &InspectRequest, stage: &Fact<StageFacts>) -> Fact<ExecutionLogLookup> {
+        let Some(request_id) = req.request_id.as_deref() else {
+            return Fact::Skipped { reason: "no request id from the probe".into() };
+        };
+        match stage.known() {
+            Some(s) if !s.execution_logging_enabled() => {
+                return Fact::Known { value: ExecutionLogLookup::LoggingDisabled };
+            }
+            Some(_) => {}
+            None => return Fact::Skipped { reason: "the stage's logging settings are unknown".into() },
+        }
+        let log_group = format!("API-Gateway-Execution-Logs_{}/{}", req.api_id, req.stage);
+        let end = req.request_time.unwrap_or_else(SystemTime::now) + Duration::from_secs(60);
+        let start = end - LOG_WINDOW - Duration::from_secs(60);
+        let millis =
+            |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let result = self
+            .logs
+            .filter_log_events()
+            .log_group_name(&log_group)
+            .filter_pattern(format!("\"{request_id}\""))
+            .start_time(millis(start))
+            .end_time(millis(end))
+            .limit(20)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let lines: Vec<String> = out
+                    .events()
+                    .iter()
+                    .filter_map(|e| e.message())
+                    .filter(|m| m.contains(request_id))
+                    .take(5)
+                    .map(|m| m.chars().take(300).collect())
+                    .collect();
+                if lines.is_empty() {
+                    Fact::Known {
+                        value: ExecutionLogLookup::NotFound { log_group, window_seconds: LOG_WINDOW.as_secs() },
+                    }
+                } else {
+                    Fact::Known { value: ExecutionLogLookup::Found { lines } }
+                }
+            }
+            Err(err) if err.code() == Some("ResourceNotFoundException") => {
+                Fact::Known { value: ExecutionLogLookup::NotFound { log_group, window_seconds: LOG_WINDOW.as_secs() } }
+            }
+            Err(err) => failure(&err, "logs:FilterLogEvents", &format!("FilterLogEvents {log_group}")),
+        }
+    }
+}
+
+fn interface_facts(eni: &aws_sdk_ec2::types::NetworkInterface) -> InterfaceFacts {
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for ip in eni
+        .private_ip_address()
+        .into_iter()
+        .chain(eni.private_ip_addresses().iter().filter_map(|a| a.private_ip_address()))
+    {
+        if let Ok(ip) = ip.parse::<IpAddr>()
+            && !ips.contains(&ip)
+        {
+            ips.push(ip);
+        }
+    }
+    InterfaceFacts {
+        id: eni.network_interface_id().unwrap_or_default().to_owned(),
+        subnet_id: eni.subnet_id().map(str::to_owned),
+        availability_zone: eni.availability_zone().map(str::to_owned),
+        private_ips: ips,
+        security_group_ids: eni.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect(),
+    }
+}
+
+fn sg_rules(perms: &[aws_sdk_ec2::types::IpPermission]) -> Vec<SgRule> {
+    let mut rules = Vec::new();
+    for p in perms {
+        let protocol = p.ip_protocol().and_then(|s| s.parse::<IpProtocol>().ok()).unwrap_or(IpProtocol::All);
+        let port = |v: Option<i32>| v.and_then(|v| u16::try_from(v).ok());
+        let rule = |peer: SgPeer, description: Option<&str>| SgRule {
+            rule_id: None,
+            protocol,
+            from_port: port(p.from_port()),
+            to_port: port(p.to_port()),
+            peer,
+            description: description.map(str::to_owned),
+        };
+        for r in p.ip_ranges() {
+            if let Some(net) = r.cidr_ip().and_then(|c| c.parse().ok()) {
+                rules.push(rule(SgPeer::Cidr(net), r.description()));
+            }
+        }
+        for r in p.ipv6_ranges() {
+            if let Some(net) = r.cidr_ipv6().and_then(|c| c.parse().ok()) {
+                rules.push(rule(SgPeer::Cidr(net), r.description()));
+            }
+        }
+        for g in p.user_id_group_pairs() {
+            if let Some(id) = g.group_id() {
+                rules.push(rule(
+                    SgPeer::SecurityGroup { group_id: id.to_owned(), user_id: g.user_id().map(str::to_owned) },
+                    g.description(),
+                ));
+            }
+        }
+        for pl in p.prefix_list_ids() {
+            if let Some(id) = pl.prefix_list_id() {
+                // Prefix-list entries are not resolved (yet): the analysis reports them as unknown.
+                rules.push(rule(SgPeer::PrefixList { id: id.to_owned(), cidrs: None }, pl.description()));
+            }
+        }
+    }
+    rules
+}
+
+fn security_group(g: &aws_sdk_ec2::types::SecurityGroup) -> SecurityGroup {
+    SecurityGroup {
+        id: g.group_id().unwrap_or_default().to_owned(),
+        vpc_id: g.vpc_id().map(str::to_owned),
+        ingress: sg_rules(g.ip_permissions()),
+        egress: sg_rules(g.ip_permissions_egress()),
+    }
+}
+
+fn network_acl(acl: &aws_sdk_ec2::types::NetworkAcl) -> Option<NetworkAcl> {
+    let entries = acl
+        .entries()
+        .iter()
+        .filter_map(|e| {
+            let cidr = e.cidr_block().or(e.ipv6_cidr_block())?.parse().ok()?;
+            Some(NaclEntry {
+                rule_number: u16::try_from(e.rule_number()?).ok()?,
+                egress: e.egress().unwrap_or(false),
+                action: match e.rule_action()?.as_str() {
+                    "allow" => NaclAction::Allow,
+                    _ => NaclAction::Deny,
+                },
+                protocol: e.protocol()?.parse().ok()?,
+                cidr,
+                port_range: e
+                    .port_range()
+                    .and_then(|r| Some((u16::try_from(r.from()?).ok()?, u16::try_from(r.to()?).ok()?))),
+            })
+        })
+        .collect();
+    Some(NetworkAcl {
+        id: acl.network_acl_id()?.to_owned(),
+        subnet_ids: acl.associations().iter().filter_map(|a| a.subnet_id().map(str::to_owned)).collect(),
+        entries,
+    })
+}
+
+/// Shared handle type used by tests and the operator.
+pub type SharedInspector = Arc<Inspector>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_templates() {
+        let cases = [
+            ("/", "/", true),
+            ("/health", "/health", true),
+            ("/health", "/health/", true),
+            ("/health", "/other", false),
+            ("/items/{id}", "/items/42", true),
+            ("/items/{id}", "/items", false),
+            ("/items/{id}", "/items/42/x", false),
+            ("/{proxy+}", "/a/b/c", true),
+            ("/{proxy+}", "/", false),
+            ("/v1/{proxy+}", "/v1/x", true),
+        ];
+        for (template, path, want) in cases {
+            assert_eq!(path_matches(template, path), want, "{template} vs {path}");
+        }
+    }
+}
