@@ -37,6 +37,8 @@ pub struct InspectRequest {
     pub request_id: Option<String>,
     /// When the invoke happened; the log search window ends a little after it.
     pub request_time: Option<SystemTime>,
+    /// Also read the stage's deployment (one more call; for redeploy evidence).
+    pub include_deployment: bool,
 }
 
 /// How far back the execution-log search reaches.
@@ -57,6 +59,7 @@ pub struct Inspector {
     vpcs: Cache<String, Fact<VpcDnsAttributes>>,
     clients: Cache<String, Fact<ClientFacts>>,
     groups: Cache<String, Fact<Vec<SecurityGroup>>>,
+    interfaces: Cache<String, Fact<Vec<InterfaceFacts>>>,
     acls: Cache<String, Fact<Vec<NetworkAcl>>>,
     subnets: Cache<String, std::collections::BTreeMap<String, String>>,
 }
@@ -156,6 +159,7 @@ impl Inspector {
             vpcs: cache(ttl),
             clients: cache(ttl),
             groups: cache(ttl),
+            interfaces: cache(ttl),
             acls: cache(ttl),
             subnets: cache(ttl),
         }
@@ -166,15 +170,27 @@ impl Inspector {
         let (api, stage, endpoint, method) =
             tokio::join!(self.api(&req.api_id), self.stage(req), self.endpoint(&req.vpce_id), self.method(req));
         let deployment = match stage.known().and_then(|s| s.deployment_id.clone()) {
-            Some(id) => self.deployment(&req.api_id, &id).await,
+            Some(id) if req.include_deployment => self.deployment(&req.api_id, &id).await,
+            Some(_) => Fact::Skipped { reason: "not needed for this run".into() },
             None => Fact::Skipped { reason: "the stage has no known deployment".into() },
         };
-        let vpc = match endpoint.known().and_then(|e| e.vpc_id.clone()) {
-            Some(vpc_id) => self.vpc(&vpc_id).await,
-            None => Fact::Skipped { reason: "the endpoint's VPC is unknown".into() },
+        let vpc_id = endpoint.known().and_then(|e| e.vpc_id.clone());
+        let (vpc, interfaces) = match &vpc_id {
+            Some(vpc_id) => tokio::join!(self.vpc(vpc_id), self.vpc_interfaces(vpc_id)),
+            None => {
+                let reason = "the endpoint's VPC is unknown".to_owned();
+                (Fact::Skipped { reason: reason.clone() }, Fact::Skipped { reason })
+            }
         };
+        let mut endpoint = endpoint;
+        if let (Fact::Known { value: e }, Some(all)) = (&mut endpoint, interfaces.known()) {
+            e.interfaces = all.iter().filter(|i| e.network_interface_ids.contains(&i.id)).cloned().collect();
+        }
         let client = match req.client_ip {
-            Some(ip) => self.client(ip).await,
+            Some(ip) => match interfaces.known().and_then(|all| all.iter().find(|i| i.private_ips.contains(&ip))) {
+                Some(interface) => Fact::Known { value: ClientFacts { ip, interface: interface.clone() } },
+                None => self.client(ip).await,
+            },
             None => Fact::Skipped { reason: "no client address (the probe's pod IP) was given".into() },
         };
         let execution_log = self.execution_log(req, &stage).await;
@@ -301,53 +317,88 @@ impl Inspector {
         let key = format!("{}/{}/{}/{}", self.region, req.api_id, req.method, req.path);
         self.methods
             .get_with(key, async {
+                // One call: resources with their methods embedded (GetMethod only as a fallback).
                 let resources = self
                     .apigw
                     .get_resources()
                     .rest_api_id(&req.api_id)
+                    .embed("methods")
                     .limit(500)
                     .into_paginator()
                     .items()
                     .send()
                     .collect::<Vec<_>>()
                     .await;
-                let mut best: Option<(String, String)> = None;
+                let mut best: Option<aws_sdk_apigateway::types::Resource> = None;
                 for item in resources {
                     let item = match item {
                         Ok(item) => item,
                         Err(err) => return failure(&err, "apigateway:GET", &format!("GetResources {}", req.api_id)),
                     };
-                    let (Some(path), Some(id)) = (item.path(), item.id()) else { continue };
+                    let Some(path) = item.path() else { continue };
                     if path_matches(path, &req.path) {
                         // Prefer the most literal template (fewest parameters).
                         let params = path.matches('{').count();
-                        if best.as_ref().is_none_or(|(p, _)| p.matches('{').count() > params) {
-                            best = Some((path.to_owned(), id.to_owned()));
+                        if best.as_ref().is_none_or(|b| b.path().unwrap_or("").matches('{').count() > params) {
+                            best = Some(item);
                         }
                     }
                 }
-                let Some((resource_path, resource_id)) = best else {
+                let Some(resource) = best else {
                     return Fact::NotFound {
                         detail: format!("no resource of API {} matches path {}", req.api_id, req.path),
                     };
                 };
-                let lookup = |m: String| {
-                    self.apigw.get_method().rest_api_id(&req.api_id).resource_id(&resource_id).http_method(m).send()
+                let resource_path = resource.path().unwrap_or("/").to_owned();
+                let embedded = resource.resource_methods().and_then(|m| m.get(&req.method).or_else(|| m.get("ANY")));
+                let method = match embedded {
+                    Some(m) if m.authorization_type().is_some() => m.clone(),
+                    Some(_) | None
+                        if resource
+                            .resource_methods()
+                            .is_some_and(|m| !m.contains_key(&req.method) && !m.contains_key("ANY")) =>
+                    {
+                        return Fact::NotFound {
+                            detail: format!("{resource_path} has no {} (or ANY) method", req.method),
+                        };
+                    }
+                    _ => {
+                        let resource_id = resource.id().unwrap_or_default();
+                        let lookup = |m: String| {
+                            self.apigw
+                                .get_method()
+                                .rest_api_id(&req.api_id)
+                                .resource_id(resource_id)
+                                .http_method(m)
+                                .send()
+                        };
+                        let result = match lookup(req.method.clone()).await {
+                            Err(err) if err.code() == Some("NotFoundException") => lookup("ANY".into()).await,
+                            other => other,
+                        };
+                        match result {
+                            Ok(out) => aws_sdk_apigateway::types::Method::builder()
+                                .set_http_method(out.http_method().map(str::to_owned))
+                                .set_authorization_type(out.authorization_type().map(str::to_owned))
+                                .set_api_key_required(out.api_key_required())
+                                .build(),
+                            Err(err) => {
+                                return failure(
+                                    &err,
+                                    "apigateway:GET",
+                                    &format!("GetMethod {} {resource_path}", req.method),
+                                );
+                            }
+                        }
+                    }
                 };
-                let result = match lookup(req.method.clone()).await {
-                    Err(err) if err.code() == Some("NotFoundException") => lookup("ANY".into()).await,
-                    other => other,
-                };
-                match result {
-                    Ok(out) => Fact::Known {
-                        value: MethodFacts {
-                            resource_path,
-                            http_method: out.http_method().unwrap_or(&req.method).to_owned(),
-                            authorization_type: out.authorization_type().unwrap_or("NONE").to_owned(),
-                            api_key_required: out.api_key_required().unwrap_or(false),
-                        },
+                Fact::Known {
+                    value: MethodFacts {
+                        resource_path,
+                        http_method: method.http_method().unwrap_or(&req.method).to_owned(),
+                        authorization_type: method.authorization_type().unwrap_or("NONE").to_owned(),
+                        api_key_required: method.api_key_required().unwrap_or(false),
                     },
-                    Err(err) => failure(&err, "apigateway:GET", &format!("GetMethod {} {}", req.method, resource_path)),
                 }
             })
             .await
@@ -359,12 +410,14 @@ impl Inspector {
             .get_with(key, async {
                 let out = match self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(vpce_id).send().await {
                     Ok(out) => out,
-                    Err(err) => return failure(&err, "ec2:DescribeVpcEndpoints", &format!("DescribeVpcEndpoints {vpce_id}")),
+                    Err(err) => {
+                        return failure(&err, "ec2:DescribeVpcEndpoints", &format!("DescribeVpcEndpoints {vpce_id}"));
+                    }
                 };
                 let Some(e) = out.vpc_endpoints().iter().find(|e| e.vpc_endpoint_id() == Some(vpce_id)) else {
                     return Fact::NotFound { detail: format!("endpoint {vpce_id} not found in {}", self.region) };
                 };
-                let mut facts = EndpointFacts {
+                let facts = EndpointFacts {
                     id: vpce_id.to_owned(),
                     endpoint_type: e.vpc_endpoint_type().map(|t| t.as_str().to_owned()),
                     service_name: e.service_name().map(str::to_owned),
@@ -388,14 +441,6 @@ impl Inspector {
                     policy: e.policy_document().map(str::to_owned).filter(|p| !p.is_empty()),
                     interfaces: Vec::new(),
                 };
-                if !facts.network_interface_ids.is_empty() {
-                    // One batched call for every interface of the endpoint.
-                    match self.ec2.describe_network_interfaces().set_network_interface_ids(Some(facts.network_interface_ids.clone())).send().await
-                    {
-                        Ok(out) => facts.interfaces = out.network_interfaces().iter().map(interface_facts).collect(),
-                        Err(err) => tracing::debug!(error = %aws_smithy_types::error::display::DisplayErrorContext(&err), "DescribeNetworkInterfaces for the endpoint failed"),
-                    }
-                }
                 Fact::Known { value: facts }
             })
             .await
@@ -428,6 +473,41 @@ impl Inspector {
                         enable_dns_hostnames: hostnames,
                     },
                 }
+            })
+            .await
+    }
+
+    /// Every network interface of the VPC, one paginated call per TTL: endpoint interfaces and
+    /// any number of probe pods (new IPs every run) are then found without more calls.
+    async fn vpc_interfaces(&self, vpc_id: &str) -> Fact<Vec<InterfaceFacts>> {
+        let key = format!("{}/{vpc_id}", self.region);
+        self.interfaces
+            .get_with(key, async {
+                let filter = Filter::builder().name("vpc-id").values(vpc_id).build();
+                let pages = self
+                    .ec2
+                    .describe_network_interfaces()
+                    .filters(filter)
+                    .max_results(1000)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Vec<_>>()
+                    .await;
+                let mut all = Vec::new();
+                for eni in pages {
+                    match eni {
+                        Ok(eni) => all.push(interface_facts(&eni)),
+                        Err(err) => {
+                            return failure(
+                                &err,
+                                "ec2:DescribeNetworkInterfaces",
+                                &format!("DescribeNetworkInterfaces vpc-id={vpc_id}"),
+                            );
+                        }
+                    }
+                }
+                Fact::Known { value: all }
             })
             .await
     }

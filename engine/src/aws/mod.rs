@@ -62,8 +62,9 @@ use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// Records `service:Operation` for every call made through the clients it is attached to.
@@ -85,13 +86,17 @@ impl Intercept for CallRecorder {
         "pvtapi-call-recorder"
     }
 
-    fn read_before_execution(
+    fn read_before_transmit(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let (Some(meta), Ok(mut calls)) = (cfg.load::<Metadata>(), self.0.lock()) {
-            calls.push(format!("{}:{}", meta.service(), meta.name()));
+        if let Ok(mut calls) = self.0.lock() {
+            match cfg.load::<Metadata>() {
+                Some(meta) => calls.push(format!("{}:{}", meta.service(), meta.name())),
+                None => calls.push("unknown:unknown".to_owned()),
+            }
         }
         Ok(())
     }

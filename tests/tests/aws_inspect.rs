@@ -1,0 +1,353 @@
+//! AWS inspection against moto_server: a VPC with subnets, security groups referencing groups
+//! and CIDRs, NACLs, an execute-api interface endpoint with a policy and private DNS, a PRIVATE
+//! REST API with a resource policy, a stage with logging and an execution log line — every fact
+//! read back through the real SDK, plus the call budget for 100 checks and least privilege.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation};
+use aws_sdk_ec2::types::{AttributeBooleanValue, IpPermission, IpRange, UserIdGroupPair, VpcEndpointType};
+use pvtapi_engine::aws::facts::ExecutionLogLookup;
+use pvtapi_engine::aws::{CallRecorder, Fact, InspectRequest, Inspector};
+use pvtapi_engine::network::{self, SgPeer};
+use pvtapi_testkit::moto::Moto;
+
+const API: &str = "abcde12345";
+const RESOURCE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"},{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"StringNotEquals":{"aws:SourceVpce":"VPCE"}}}]}"#;
+const ENDPOINT_POLICY: &str =
+    r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"*"}]}"#;
+
+struct World {
+    vpce: String,
+    vpc: String,
+    sg_endpoint: String,
+    sg_client: String,
+    client_ip: IpAddr,
+    subnet_client: String,
+    request_id: String,
+}
+
+async fn build_world(config: &aws_config::SdkConfig) -> World {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    ec2.modify_vpc_attribute()
+        .vpc_id(&vpc)
+        .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
+        .send()
+        .await
+        .unwrap();
+    let subnet = |cidr: &'static str, az: &'static str| {
+        let ec2 = ec2.clone();
+        let vpc = vpc.clone();
+        async move {
+            ec2.create_subnet()
+                .vpc_id(vpc)
+                .cidr_block(cidr)
+                .availability_zone(az)
+                .send()
+                .await
+                .unwrap()
+                .subnet
+                .unwrap()
+                .subnet_id
+                .unwrap()
+        }
+    };
+    let subnet_endpoint = subnet("10.0.1.0/24", "us-east-1a").await;
+    let subnet_client = subnet("10.0.2.0/24", "us-east-1b").await;
+    let sg = |name: &'static str| {
+        let ec2 = ec2.clone();
+        let vpc = vpc.clone();
+        async move {
+            ec2.create_security_group()
+                .group_name(name)
+                .description(name)
+                .vpc_id(vpc)
+                .send()
+                .await
+                .unwrap()
+                .group_id
+                .unwrap()
+        }
+    };
+    let sg_endpoint = sg("endpoint").await;
+    let sg_client = sg("client").await;
+    ec2.authorize_security_group_ingress()
+        .group_id(&sg_endpoint)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(443)
+                .to_port(443)
+                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&sg_client).build())
+                .ip_ranges(IpRange::builder().cidr_ip("10.0.9.0/24").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let eni = ec2
+        .create_network_interface()
+        .subnet_id(&subnet_client)
+        .private_ip_address("10.0.2.15")
+        .groups(&sg_client)
+        .send()
+        .await
+        .unwrap();
+    assert!(eni.network_interface.is_some());
+    let vpce = ec2
+        .create_vpc_endpoint()
+        .vpc_endpoint_type(VpcEndpointType::Interface)
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.execute-api")
+        .subnet_ids(&subnet_endpoint)
+        .security_group_ids(&sg_endpoint)
+        .private_dns_enabled(true)
+        .policy_document(ENDPOINT_POLICY)
+        .send()
+        .await
+        .unwrap()
+        .vpc_endpoint
+        .unwrap()
+        .vpc_endpoint_id
+        .unwrap();
+
+    let apigw = aws_sdk_apigateway::Client::new(config);
+    apigw
+        .create_rest_api()
+        .name("orders")
+        .tags("_custom_id_", API)
+        .policy(RESOURCE_POLICY.replace("VPCE", &vpce))
+        .endpoint_configuration(
+            EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let root = apigw.get_resources().rest_api_id(API).send().await.unwrap().items()[0].id().unwrap().to_owned();
+    let health =
+        apigw.create_resource().rest_api_id(API).parent_id(&root).path_part("health").send().await.unwrap().id.unwrap();
+    apigw
+        .put_method()
+        .rest_api_id(API)
+        .resource_id(&health)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .unwrap();
+    apigw
+        .put_integration()
+        .rest_api_id(API)
+        .resource_id(&health)
+        .http_method("GET")
+        .r#type(IntegrationType::Mock)
+        .send()
+        .await
+        .unwrap();
+    apigw.create_deployment().rest_api_id(API).stage_name("prod").send().await.unwrap();
+    let patch = |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
+    apigw
+        .update_stage()
+        .rest_api_id(API)
+        .stage_name("prod")
+        .patch_operations(patch("/*/*/logging/loglevel", "INFO"))
+        .patch_operations(patch("/*/*/logging/dataTrace", "true"))
+        .send()
+        .await
+        .unwrap();
+
+    let logs = aws_sdk_cloudwatchlogs::Client::new(config);
+    let group = format!("API-Gateway-Execution-Logs_{API}/prod");
+    logs.create_log_group().log_group_name(&group).send().await.unwrap();
+    logs.create_log_stream().log_group_name(&group).log_stream_name("s1").send().await.unwrap();
+    let request_id = "7d0a6a3e-1111-4222-8333-444455556666".to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    logs.put_log_events()
+        .log_group_name(&group)
+        .log_stream_name("s1")
+        .log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now)
+                .message(format!("({request_id}) Extended Request Id: abc="))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    World { vpce, vpc, sg_endpoint, sg_client, client_ip: "10.0.2.15".parse().unwrap(), subnet_client, request_id }
+}
+
+fn request(world: &World, with_log: bool) -> InspectRequest {
+    InspectRequest {
+        api_id: API.into(),
+        stage: "prod".into(),
+        path: "/health".into(),
+        method: "GET".into(),
+        vpce_id: world.vpce.clone(),
+        client_ip: Some(world.client_ip),
+        request_id: with_log.then(|| world.request_id.clone()),
+        request_time: None,
+        include_deployment: with_log,
+    }
+}
+
+#[tokio::test]
+async fn every_fact_is_read_from_moto() {
+    let moto = Moto::start();
+    let config = moto.sdk_config("us-east-1").await;
+    let world = build_world(&config).await;
+    let recorder = CallRecorder::default();
+    let inspector = Inspector::with_interceptor(&config, Duration::from_secs(60), Some(recorder.clone()));
+    let facts = inspector.inspect(&request(&world, true)).await;
+    assert!(facts.gaps.is_empty(), "no gaps expected: {:?}", facts.gaps);
+
+    let api = facts.api.known().expect("api");
+    assert_eq!(api.endpoint_types, vec!["PRIVATE"]);
+    assert_eq!(api.vpc_endpoint_ids, vec![world.vpce.clone()]);
+    let policy = pvtapi_engine::policy::PolicyDocument::parse(api.policy.as_deref().expect("policy")).expect("parses");
+    assert_eq!(policy.statements.len(), 2);
+
+    let stage = facts.stage.known().expect("stage");
+    assert!(stage.deployment_id.is_some());
+    assert_eq!(stage.logging_level.as_deref(), Some("INFO"));
+    assert!(stage.data_trace_enabled && stage.execution_logging_enabled());
+    assert_eq!(facts.deployment.known().map(|d| Some(d.id.clone())), Some(stage.deployment_id.clone()));
+
+    let method = facts.method.known().expect("method");
+    assert_eq!((method.resource_path.as_str(), method.authorization_type.as_str()), ("/health", "NONE"));
+    assert!(!method.requires_authorization());
+
+    let endpoint = facts.endpoint.known().expect("endpoint");
+    assert_eq!(endpoint.state.as_deref(), Some("available"), "moto's lowercase state, compared case-insensitively");
+    assert!(endpoint.is_execute_api() && endpoint.private_dns_enabled);
+    assert_eq!(endpoint.service_region(), Some("us-east-1"));
+    assert_eq!(endpoint.security_group_ids, vec![world.sg_endpoint.clone()]);
+    assert_eq!(endpoint.vpc_id.as_deref(), Some(world.vpc.as_str()));
+    assert!(!endpoint.dns_entries.is_empty());
+    assert!(endpoint.policy.as_deref().is_some_and(|p| p.contains("execute-api:Invoke")));
+    assert_eq!(endpoint.interfaces.len(), endpoint.network_interface_ids.len());
+    assert!(!endpoint.addresses().is_empty());
+
+    let vpc = facts.vpc.known().expect("vpc attributes");
+    assert!(vpc.enable_dns_support && vpc.enable_dns_hostnames);
+
+    let client = facts.client.known().expect("client interface");
+    assert_eq!(client.interface.security_group_ids, vec![world.sg_client.clone()]);
+    assert_eq!(client.interface.subnet_id.as_deref(), Some(world.subnet_client.as_str()));
+
+    // Security groups: the endpoint's inbound rule references the client's group; the analysis agrees.
+    let groups = facts.security_groups.known().expect("security groups");
+    let endpoint_sg = groups.iter().find(|g| g.id == world.sg_endpoint).expect("endpoint sg");
+    assert!(
+        endpoint_sg
+            .ingress
+            .iter()
+            .any(|r| matches!(&r.peer, SgPeer::SecurityGroup { group_id, .. } if *group_id == world.sg_client))
+    );
+    assert!(endpoint_sg.ingress.iter().any(|r| matches!(&r.peer, SgPeer::Cidr(c) if c.to_string() == "10.0.9.0/24")));
+    let verdict = network::evaluate_security_groups(
+        &network::Client {
+            ip: world.client_ip,
+            security_group_ids: client.interface.security_group_ids.clone(),
+            subnet_id: None,
+            subnet_cidr: None,
+        },
+        &network::Endpoint { addresses: endpoint.addresses(), security_group_ids: endpoint.security_group_ids.clone() },
+        groups,
+    );
+    assert!(
+        matches!(verdict.inbound, network::SgOutcome::Allowed { ref group_id, .. } if *group_id == world.sg_endpoint),
+        "{verdict}"
+    );
+
+    // NACLs: moto's default ACL (100 allow, 32767 deny, both ways) for both subnets.
+    let acls = facts.network_acls.known().expect("network acls");
+    assert!(acls.iter().any(|a| a.subnet_ids.contains(&world.subnet_client)));
+    assert!(acls.iter().all(|a| a.entries.iter().any(|e| e.rule_number == 100)));
+    assert_eq!(facts.subnet_cidrs.get(&world.subnet_client).map(String::as_str), Some("10.0.2.0/24"));
+
+    match facts.execution_log.known() {
+        Some(ExecutionLogLookup::Found { lines }) => assert!(lines[0].contains(&world.request_id)),
+        other => panic!("expected the request id in the execution logs, got {other:?}"),
+    }
+
+    // Least privilege: every call maps to an action in deploy/iam-policy.json, and every action
+    // the policy grants is used.
+    let used: BTreeSet<String> = recorder.calls().iter().map(|c| iam_action(c)).collect();
+    let granted = granted_actions();
+    assert_eq!(used, granted, "deploy/iam-policy.json must list exactly the actions the inspection calls");
+}
+
+/// `EC2:DescribeVpcEndpoints` → `ec2:DescribeVpcEndpoints`; API Gateway's control plane is
+/// authorized by HTTP verb (`apigateway:GET`); CloudWatch Logs by operation.
+fn iam_action(call: &str) -> String {
+    let (service, op) = call.split_once(':').expect("service:Operation");
+    match service.to_ascii_lowercase().as_str() {
+        "apigateway" | "api gateway" => {
+            assert!(op.starts_with("Get"), "read-only: {call}");
+            "apigateway:GET".to_owned()
+        }
+        "ec2" => format!("ec2:{op}"),
+        "cloudwatchlogs" | "cloudwatch logs" | "logs" => format!("logs:{op}"),
+        other => panic!("unexpected service {other} in {call}"),
+    }
+}
+
+fn granted_actions() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/iam-policy.json"))
+        .expect("policy file");
+    let policy: serde_json::Value = serde_json::from_str(&text).expect("policy JSON");
+    policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_hundred_checks_on_one_api_cost_at_most_ten_calls() {
+    let moto = Moto::start();
+    let config = moto.sdk_config("us-east-1").await;
+    let world = build_world(&config).await;
+    let recorder = CallRecorder::default();
+    let inspector = Inspector::with_interceptor(&config, Duration::from_secs(60), Some(recorder.clone()));
+    let requests: Vec<InspectRequest> = (0..100).map(|_| request(&world, false)).collect();
+    let all = futures::future::join_all(requests.iter().map(|r| inspector.inspect(r))).await;
+    let skipped_by_design = BTreeSet::from(["deployment".to_owned(), "executionLog".to_owned()]);
+    assert!(all.iter().all(|f| f.gaps.keys().all(|k| skipped_by_design.contains(k))), "{:?}", all[0].gaps);
+    let calls = recorder.calls();
+    println!("100 checks on one API/endpoint: {} AWS calls: {calls:?}", calls.len());
+    assert!(calls.len() <= 10, "{} calls for 100 checks: {calls:?}", calls.len());
+}
+
+#[tokio::test]
+async fn missing_resources_are_facts_not_errors() {
+    let moto = Moto::start();
+    let config = moto.sdk_config("us-east-1").await;
+    let inspector = Inspector::new(&config, Duration::from_secs(60));
+    let facts = inspector
+        .inspect(&InspectRequest {
+            api_id: "zzzzz99999".into(),
+            stage: "prod".into(),
+            path: "/".into(),
+            method: "GET".into(),
+            vpce_id: "vpce-0000000000000000f".into(),
+            client_ip: None,
+            request_id: Some("r".into()),
+            request_time: None,
+            include_deployment: true,
+        })
+        .await;
+    assert!(facts.api.is_not_found(), "{:?}", facts.api);
+    assert!(facts.stage.is_not_found(), "{:?}", facts.stage);
+    assert!(facts.endpoint.is_not_found() || matches!(facts.endpoint, Fact::Unknown { .. }), "{:?}", facts.endpoint);
+    assert!(matches!(facts.vpc, Fact::Skipped { .. }));
+    assert!(matches!(facts.client, Fact::Skipped { .. }));
+}
