@@ -3,6 +3,8 @@
 //! REST API with a resource policy, a stage with logging and an execution log line — every fact
 //! read back through the real SDK, plus the call budget for 100 checks and least privilege.
 
+#![allow(clippy::unwrap_used)] // fixture setup: a failed AWS call must abort the test loudly
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
