@@ -19,6 +19,8 @@ pub enum Record {
     Address { name: String, ip: IpAddr, ttl: u32 },
     /// CNAME `name` → `target`.
     Cname { name: String, target: String, ttl: u32 },
+    /// TXT: the name exists but has no A/AAAA (a NODATA answer for address queries).
+    Txt { name: String, text: String },
 }
 
 impl Record {
@@ -65,6 +67,7 @@ impl Zone {
             let _ = match record {
                 Record::Address { name, ip, ttl } => writeln!(conf, "host-record={name},{ip},{ttl}"),
                 Record::Cname { name, target, ttl } => writeln!(conf, "cname={name},{target},{ttl}"),
+                Record::Txt { name, text } => writeln!(conf, "txt-record={name},\"{text}\""),
             };
         }
         conf
@@ -166,18 +169,28 @@ impl Drop for DnsServer {
     }
 }
 
-/// A DNS server that answers every query with a CNAME loop (`name → loop.<name>` →
-/// `name`). dnsmasq refuses to serve a loop, so this small UDP responder plays the broken or
-/// hostile resolver; it is a real server on a real socket, built with hickory's wire format.
+/// How a [`HostileDnsServer`] answers every query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hostility {
+    /// `name → loop.<name>` → `name`: a CNAME loop (dnsmasq refuses to serve one).
+    CnameLoop,
+    /// SERVFAIL, as a resolver whose upstream is broken answers.
+    ServFail,
+    /// Bytes that are not a DNS message.
+    Garbage,
+}
+
+/// A DNS server that misbehaves on purpose: real UDP on a real socket, answers built with
+/// hickory's wire format, for the answers a well-behaved server like dnsmasq will not give.
 #[derive(Debug)]
-pub struct CnameLoopServer {
+pub struct HostileDnsServer {
     addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl CnameLoopServer {
+impl HostileDnsServer {
     /// Starts on 127.0.0.1 and a free port (needs a Tokio runtime).
-    pub async fn start() -> CnameLoopServer {
+    pub async fn start(mode: Hostility) -> HostileDnsServer {
         use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
         use hickory_resolver::proto::rr::rdata::CNAME;
         use hickory_resolver::proto::rr::{Name, RData, Record as DnsRecord};
@@ -188,23 +201,34 @@ impl CnameLoopServer {
             let mut buf = vec![0u8; 4096];
             loop {
                 let Ok((n, peer)) = socket.recv_from(&mut buf).await else { continue };
+                if mode == Hostility::Garbage {
+                    // Echo the id so the client reads the packet, then nonsense.
+                    let mut junk = buf[..2.min(n)].to_vec();
+                    junk.extend_from_slice(&[0xff; 9]);
+                    let _ = socket.send_to(&junk, peer).await;
+                    continue;
+                }
                 let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
                 let Some(q) = query.queries.first().cloned() else { continue };
                 let name = q.name().clone();
-                let Ok(other) = Name::from_ascii(format!("loop.{name}")) else { continue };
                 let mut response = Message::new(query.metadata.id, MessageType::Response, query.metadata.op_code);
                 response.metadata.recursion_desired = query.metadata.recursion_desired;
                 response.metadata.recursion_available = true;
-                response.metadata.response_code = ResponseCode::NoError;
                 response.add_query(q);
-                response.add_answer(DnsRecord::from_rdata(name.clone(), 60, RData::CNAME(CNAME(other.clone()))));
-                response.add_answer(DnsRecord::from_rdata(other, 60, RData::CNAME(CNAME(name))));
+                if mode == Hostility::ServFail {
+                    response.metadata.response_code = ResponseCode::ServFail;
+                } else {
+                    let Ok(other) = Name::from_ascii(format!("loop.{name}")) else { continue };
+                    response.metadata.response_code = ResponseCode::NoError;
+                    response.add_answer(DnsRecord::from_rdata(name.clone(), 60, RData::CNAME(CNAME(other.clone()))));
+                    response.add_answer(DnsRecord::from_rdata(other, 60, RData::CNAME(CNAME(name))));
+                }
                 if let Ok(bytes) = response.to_vec() {
                     let _ = socket.send_to(&bytes, peer).await;
                 }
             }
         });
-        CnameLoopServer { addr, task }
+        HostileDnsServer { addr, task }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -212,7 +236,7 @@ impl CnameLoopServer {
     }
 }
 
-impl Drop for CnameLoopServer {
+impl Drop for HostileDnsServer {
     fn drop(&mut self) {
         self.task.abort();
     }

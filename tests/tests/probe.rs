@@ -16,7 +16,7 @@ use pvtapi_engine::probe::report::{DnsComparison, DnsOutcome, ProbeReport, REPOR
 use pvtapi_engine::probe::target::HostRole;
 use pvtapi_engine::probe::{ProbeInput, Target};
 use pvtapi_testkit::apigw::{FrontEnd, Reply, Responder, SeenRequest, TestCa, requires_api_identity};
-use pvtapi_testkit::dns::{CnameLoopServer, DnsServer, Record, Zone};
+use pvtapi_testkit::dns::{DnsServer, HostileDnsServer, Hostility, Record, Zone};
 use pvtapi_testkit::netns::NetNs;
 
 const API: &str = "abcde12345";
@@ -283,6 +283,20 @@ async fn tls_failures_are_classified_with_the_presented_certificate() {
     hang.timeout = Duration::from_secs(1);
     let tls = probe(&hang).await.tls.expect("tls");
     assert_eq!(tls.outcome, TlsOutcome::Timeout);
+
+    // A plain-HTTP port: the server answers the ClientHello with HTTP — a handshake failure.
+    let plain = tokio::net::TcpListener::bind((LO, 0)).await.expect("bind");
+    let plain_port = plain.local_addr().expect("addr").port();
+    let _plain = tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = plain.accept().await {
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+        }
+    });
+    let mut http = input(&dns, &front, &ca, "/", AccessMode::PrivateDns);
+    http.port = plain_port;
+    let tls = probe(&http).await.tls.expect("tls");
+    assert_eq!(tls.outcome, TlsOutcome::HandshakeFailure, "{:?}", tls.error);
 }
 
 #[tokio::test]
@@ -347,6 +361,23 @@ async fn dns_failures_are_classified() {
         vec![IpAddr::from(std::net::Ipv6Addr::LOCALHOST)]
     );
 
+    // NODATA: the name exists (TXT only) but has no address records.
+    let dns = DnsServer::start(&Zone::new().with(Record::Txt { name: API_HOST.into(), text: "x".into() }));
+    let report = probe(&input(&dns, &front, &ca, "/", AccessMode::PrivateDns)).await;
+    let api = report.dns.iter().find(|d| d.role == HostRole::Api).expect("api");
+    assert_eq!(api.outcome, DnsOutcome::NoData, "{api:?}");
+
+    // SERVFAIL and a malformed answer, from a misbehaving resolver.
+    for (mode, want) in [(Hostility::ServFail, DnsOutcome::ServFail), (Hostility::Garbage, DnsOutcome::Error)] {
+        let hostile = HostileDnsServer::start(mode).await;
+        let mut inp = input(&dns, &front, &ca, "/", AccessMode::PrivateDns);
+        inp.nameserver = Some(Nameserver(hostile.addr()));
+        inp.timeout = Duration::from_secs(1);
+        let report = probe(&inp).await;
+        let api = report.dns.iter().find(|d| d.role == HostRole::Api).expect("api");
+        assert_eq!(api.outcome, want, "{mode:?}: {api:?}");
+    }
+
     // A nameserver that never answers: a DNS timeout, bounded.
     let ns = NetNs::create();
     let mut silent = input(&refusing, &front, &ca, "/", AccessMode::PrivateDns);
@@ -377,7 +408,7 @@ async fn hostile_dns_answers_stay_bounded() {
     assert!(report.bounded(REPORT_BUDGET_BYTES).to_json().len() <= REPORT_BUDGET_BYTES);
 
     // A resolver answering every name with a CNAME loop: no addresses, no hang, no panic.
-    let looping = CnameLoopServer::start().await;
+    let looping = HostileDnsServer::start(Hostility::CnameLoop).await;
     inp.nameserver = Some(Nameserver(looping.addr()));
     let report = probe(&inp).await;
     for d in &report.dns {
