@@ -164,21 +164,8 @@ pub async fn run(input: &ProbeInput) -> Result<ProbeReport, ProbeError> {
         None => (None, None),
     };
     let invoke = invoke.or_else(|| {
-        plan.as_ref().map(|p| InvokeResult {
-            url: p.url.clone(),
-            host_header: p.host_header.clone(),
-            api_id_header: p.api_id_header.clone(),
-            class: InvokeClass::ConnectionError,
-            status: None,
-            request_id: None,
-            error_type: None,
-            apigw_id: None,
-            message: None,
-            body_snippet: None,
-            body_bytes: 0,
-            body_truncated: false,
-            error: Some(not_invoked_reason(&dns, &tcp, tls.as_ref(), p)),
-        })
+        plan.as_ref()
+            .map(|p| InvokeResult { error: Some(not_invoked_reason(&dns, &tcp, tls.as_ref(), p)), ..unanswered(p) })
     });
 
     let t = &input.target;
@@ -209,6 +196,25 @@ pub async fn run(input: &ProbeInput) -> Result<ProbeReport, ProbeError> {
         proxied,
         truncated: Vec::new(),
     })
+}
+
+/// An invoke of `plan` with no answer yet (class `ConnectionError` until one arrives).
+fn unanswered(plan: &InvokePlan) -> InvokeResult {
+    InvokeResult {
+        url: plan.url.clone(),
+        host_header: plan.host_header.clone(),
+        api_id_header: plan.api_id_header.clone(),
+        class: InvokeClass::ConnectionError,
+        status: None,
+        request_id: None,
+        error_type: None,
+        apigw_id: None,
+        message: None,
+        body_snippet: None,
+        body_bytes: 0,
+        body_truncated: false,
+        error: None,
+    }
 }
 
 /// Why there is no HTTP answer: the first failing step on the invoke path.
@@ -454,21 +460,7 @@ async fn handshake(
 async fn invoke(stream: TlsStream<TcpStream>, plan: &InvokePlan, input: &ProbeInput) -> (InvokeResult, Option<u64>) {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + input.timeout;
-    let mut result = InvokeResult {
-        url: plan.url.clone(),
-        host_header: plan.host_header.clone(),
-        api_id_header: plan.api_id_header.clone(),
-        class: InvokeClass::ConnectionError,
-        status: None,
-        request_id: None,
-        error_type: None,
-        apigw_id: None,
-        message: None,
-        body_snippet: None,
-        body_bytes: 0,
-        body_truncated: false,
-        error: None,
-    };
+    let mut result = unanswered(plan);
     let timed_out = |mut r: InvokeResult, what: &str| {
         r.class = InvokeClass::Timeout;
         r.error = Some(format!("{what} within {}s", input.timeout.as_secs_f32()));
