@@ -797,3 +797,60 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod failure_tests {
+    //! How SDK failures become facts. The errors are built in-process (moto cannot be made to
+    //! throttle, and its IAM enforcement does not cover API Gateway); the mapping is pure logic.
+    use super::*;
+    use aws_sdk_ec2::operation::describe_network_acls::DescribeNetworkAclsError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn service_error(code: &str, status: u16) -> SdkError<DescribeNetworkAclsError, Response> {
+        let err = DescribeNetworkAclsError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        let raw = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    #[test]
+    fn sdk_failures_become_facts() {
+        let cases: Vec<(&str, u16, &str)> = vec![
+            ("UnauthorizedOperation", 403, "unknown-permission"),
+            ("AccessDenied", 403, "unknown-permission"),
+            ("AccessDeniedException", 403, "unknown-permission"),
+            ("InvalidVpcEndpointId.NotFound", 400, "not-found"),
+            ("NotFoundException", 404, "not-found"),
+            ("InvalidVpcEndpointId.Malformed", 400, "not-found"),
+            ("RequestLimitExceeded", 503, "unknown-throttled"),
+            ("ThrottlingException", 400, "unknown-throttled"),
+            ("InternalError", 500, "unknown-other"),
+        ];
+        for (code, status, want) in cases {
+            let fact: Fact<()> =
+                failure(&service_error(code, status), "ec2:DescribeNetworkAcls", "DescribeNetworkAcls");
+            let got = match &fact {
+                Fact::Unknown { missing_permission: Some(p), .. } => {
+                    assert_eq!(p, "ec2:DescribeNetworkAcls");
+                    "unknown-permission"
+                }
+                Fact::Unknown { reason, .. } if reason.contains("throttled") => "unknown-throttled",
+                Fact::Unknown { .. } => "unknown-other",
+                Fact::NotFound { .. } => "not-found",
+                other => panic!("{code}: unexpected {other:?}"),
+            };
+            assert_eq!(got, want, "{code}");
+        }
+        let timeout: SdkError<DescribeNetworkAclsError, Response> = SdkError::timeout_error("operation timed out");
+        let fact: Fact<()> = failure(&timeout, "ec2:DescribeNetworkAcls", "DescribeNetworkAcls");
+        assert!(
+            matches!(&fact, Fact::Unknown { missing_permission: None, reason } if reason.contains("DescribeNetworkAcls"))
+        );
+        assert_eq!(
+            fact.gap().as_deref().map(|g| g.starts_with("DescribeNetworkAcls")),
+            Some(true),
+            "the gap names the call"
+        );
+    }
+}
