@@ -26,6 +26,12 @@ pub struct Moto {
 impl Moto {
     /// Starts moto_server on 127.0.0.1 and a free port and waits until it answers.
     pub fn start() -> Moto {
+        Moto::start_with_env(&[])
+    }
+
+    /// As [`Moto::start`], with extra environment for the server (e.g.
+    /// `INITIAL_NO_AUTH_ACTION_COUNT` to enforce IAM after the first N requests).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let program = require_program(
             "moto_server",
             &format!("PyPI package `moto[server]=={MOTO_VERSION}` (pip install 'moto[server]=={MOTO_VERSION}')"),
@@ -38,6 +44,7 @@ impl Moto {
         let mut child = Command::new(program)
             .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
             .env("MOTO_ALLOW_NONEXISTENT_REGION", "false")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap_or_else(|e| panic!("dup log: {e}")))
             .stderr(log_file)
@@ -82,6 +89,12 @@ impl Moto {
 
     /// An SDK configuration for this moto: explicit endpoint, dummy static credentials, region.
     pub async fn sdk_config(&self, region: &str) -> aws_config::SdkConfig {
+        self.sdk_config_as(region, "testing", "testing").await
+    }
+
+    /// An SDK configuration for this moto with the given access key (an IAM user's, when moto
+    /// enforces IAM).
+    pub async fn sdk_config_as(&self, region: &str, access_key_id: &str, secret: &str) -> aws_config::SdkConfig {
         let options = pvtapi_engine::aws::SdkOptions {
             region: Some(region.to_owned()),
             endpoint_url: Some(self.endpoint_url()),
@@ -91,9 +104,36 @@ impl Moto {
         let base = pvtapi_engine::aws::load_sdk_config(&options).await;
         base.into_builder()
             .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new("testing", "testing", None, None, "pvtapi-testkit"),
+                aws_credential_types::Credentials::new(access_key_id, secret, None, None, "pvtapi-testkit"),
             ))
             .build()
+    }
+
+    /// Creates IAM user `name` with an inline policy allowing exactly `actions` and returns its
+    /// access key and secret. Uses boto3 (installed with moto) so the Rust suite needs no IAM SDK.
+    pub fn iam_user(&self, name: &str, actions: &[&str]) -> (String, String) {
+        let script = r#"
+import boto3, json, sys
+url, name, actions = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+iam.create_user(UserName=name)
+iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}))
+k = iam.create_access_key(UserName=name)["AccessKey"]
+print(k["AccessKeyId"], k["SecretAccessKey"])
+"#;
+        let actions = serde_json::to_string(actions).unwrap_or_default();
+        let out = Command::new("python3")
+            .args(["-c", script, &self.endpoint_url(), name, &actions])
+            .output()
+            .unwrap_or_else(|e| panic!("run python3 for IAM setup: {e}"));
+        assert!(out.status.success(), "IAM setup failed: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut parts = text.split_whitespace();
+        match (parts.next(), parts.next()) {
+            (Some(k), Some(s)) => (k.to_owned(), s.to_owned()),
+            _ => panic!("IAM setup printed no key: {text}"),
+        }
     }
 
     /// The requests moto has logged (one line per request: method, path, status).

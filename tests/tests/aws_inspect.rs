@@ -353,3 +353,89 @@ async fn missing_resources_are_facts_not_errors() {
     assert!(matches!(facts.vpc, Fact::Skipped { .. }));
     assert!(matches!(facts.client, Fact::Skipped { .. }));
 }
+
+#[tokio::test]
+async fn a_missing_permission_is_named_and_does_not_abort_the_inspection() {
+    // moto enforces IAM after the first 6 requests: three IAM calls per user, for two users.
+    let moto = Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "6")]);
+    let (admin_key, admin_secret) = moto.iam_user("admin", &["*"]);
+    let (key, secret) = moto.iam_user(
+        "operator",
+        &[
+            "ec2:DescribeVpcEndpoints",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeVpcAttribute",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeSubnets",
+        ],
+    );
+    // The network side, created as the admin (EC2 honours moto's IAM enforcement).
+    let admin = moto.sdk_config_as("us-east-1", &admin_key, &admin_secret).await;
+    let ec2 = aws_sdk_ec2::Client::new(&admin);
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.0.1.0/24")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    let sg = ec2
+        .create_security_group()
+        .group_name("e")
+        .description("e")
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap()
+        .group_id
+        .unwrap();
+    let vpce = ec2
+        .create_vpc_endpoint()
+        .vpc_endpoint_type(VpcEndpointType::Interface)
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.execute-api")
+        .subnet_ids(&subnet)
+        .security_group_ids(&sg)
+        .send()
+        .await
+        .unwrap()
+        .vpc_endpoint
+        .unwrap()
+        .vpc_endpoint_id
+        .unwrap();
+
+    let restricted = moto.sdk_config_as("us-east-1", &key, &secret).await;
+    let inspector = Inspector::new(&restricted, Duration::from_secs(60));
+    let facts = inspector
+        .inspect(&InspectRequest {
+            api_id: API.into(),
+            stage: "prod".into(),
+            path: "/".into(),
+            method: "GET".into(),
+            vpce_id: vpce.clone(),
+            client_ip: None,
+            request_id: None,
+            request_time: None,
+            include_deployment: false,
+        })
+        .await;
+    assert!(facts.endpoint.known().is_some(), "{:?}", facts.endpoint);
+    assert!(facts.security_groups.known().is_some(), "{:?}", facts.security_groups);
+    match &facts.network_acls {
+        Fact::Unknown { missing_permission: Some(p), .. } => assert_eq!(p, "ec2:DescribeNetworkAcls"),
+        other => panic!("expected the missing permission to be named, got {other:?}"),
+    }
+    assert!(
+        facts.gaps.get("networkAcls").is_some_and(|g| g.contains("missing permission ec2:DescribeNetworkAcls")),
+        "{:?}",
+        facts.gaps
+    );
+    // API Gateway: moto's IAM enforcement rejects its signatures outright; whatever the
+    // reason, the fact is unknown and the inspection went on.
+    assert!(matches!(facts.api, Fact::Unknown { .. }), "{:?}", facts.api);
+}
