@@ -31,7 +31,8 @@ struct World {
     request_id: String,
 }
 
-async fn build_world(config: &aws_config::SdkConfig) -> World {
+/// Builds the AWS side; `with_prefix_list` adds an inbound rule from a managed prefix list.
+async fn build_world(config: &aws_config::SdkConfig, with_prefix_list: bool) -> World {
     let ec2 = aws_sdk_ec2::Client::new(config);
     let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
     ec2.modify_vpc_attribute()
@@ -90,6 +91,34 @@ async fn build_world(config: &aws_config::SdkConfig) -> World {
         .send()
         .await
         .unwrap();
+    if with_prefix_list {
+        let pl = ec2
+            .create_managed_prefix_list()
+            .prefix_list_name("office")
+            .address_family("IPv4")
+            .max_entries(5)
+            .entries(aws_sdk_ec2::types::AddPrefixListEntry::builder().cidr("192.168.50.0/24").build())
+            .send()
+            .await
+            .unwrap()
+            .prefix_list
+            .unwrap()
+            .prefix_list_id
+            .unwrap();
+        ec2.authorize_security_group_ingress()
+            .group_id(&sg_endpoint)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(443)
+                    .to_port(443)
+                    .prefix_list_ids(aws_sdk_ec2::types::PrefixListId::builder().prefix_list_id(pl).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
     let eni = ec2
         .create_network_interface()
         .subnet_id(&subnet_client)
@@ -202,7 +231,7 @@ fn request(world: &World, with_log: bool) -> InspectRequest {
 async fn every_fact_is_read_from_moto() {
     let moto = Moto::start();
     let config = moto.sdk_config("us-east-1").await;
-    let world = build_world(&config).await;
+    let world = build_world(&config, true).await;
     let recorder = CallRecorder::default();
     let inspector = Inspector::with_interceptor(&config, Duration::from_secs(60), Some(recorder.clone()));
     let facts = inspector.inspect(&request(&world, true)).await;
@@ -252,6 +281,11 @@ async fn every_fact_is_read_from_moto() {
             .any(|r| matches!(&r.peer, SgPeer::SecurityGroup { group_id, .. } if *group_id == world.sg_client))
     );
     assert!(endpoint_sg.ingress.iter().any(|r| matches!(&r.peer, SgPeer::Cidr(c) if c.to_string() == "10.0.9.0/24")));
+    assert!(
+        endpoint_sg.ingress.iter().any(|r| matches!(&r.peer, SgPeer::PrefixList { cidrs: Some(c), .. } if c.iter().any(|n| n.to_string() == "192.168.50.0/24"))),
+        "prefix lists are resolved: {:?}",
+        endpoint_sg.ingress
+    );
     let verdict = network::evaluate_security_groups(
         &network::Client {
             ip: world.client_ip,
@@ -317,7 +351,7 @@ fn granted_actions() -> BTreeSet<String> {
 async fn a_hundred_checks_on_one_api_cost_at_most_ten_calls() {
     let moto = Moto::start();
     let config = moto.sdk_config("us-east-1").await;
-    let world = build_world(&config).await;
+    let world = build_world(&config, false).await;
     let recorder = CallRecorder::default();
     let inspector = Inspector::with_interceptor(&config, Duration::from_secs(60), Some(recorder.clone()));
     let requests: Vec<InspectRequest> = (0..100).map(|_| request(&world, false)).collect();

@@ -565,7 +565,11 @@ impl Inspector {
         self.groups
             .get_with(key, async {
                 match self.ec2.describe_security_groups().set_group_ids(Some(ids.to_vec())).send().await {
-                    Ok(out) => Fact::Known { value: out.security_groups().iter().map(security_group).collect() },
+                    Ok(out) => {
+                        let mut groups: Vec<SecurityGroup> = out.security_groups().iter().map(security_group).collect();
+                        self.resolve_prefix_lists(&mut groups).await;
+                        Fact::Known { value: groups }
+                    }
                     Err(err) => failure(
                         &err,
                         "ec2:DescribeSecurityGroups",
@@ -574,6 +578,50 @@ impl Inspector {
                 }
             })
             .await
+    }
+
+    /// Fills in the CIDRs of every prefix list a rule references (one call per list). A list
+    /// that cannot be read stays unresolved, which the analysis reports as unknown.
+    async fn resolve_prefix_lists(&self, groups: &mut [SecurityGroup]) {
+        let mut ids: Vec<String> = groups
+            .iter()
+            .flat_map(|g| g.ingress.iter().chain(g.egress.iter()))
+            .filter_map(|r| match &r.peer {
+                SgPeer::PrefixList { id, .. } => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut resolved = std::collections::BTreeMap::new();
+        for id in ids {
+            let pages = self
+                .ec2
+                .get_managed_prefix_list_entries()
+                .prefix_list_id(&id)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Vec<_>>()
+                .await;
+            let cidrs: Result<Vec<ipnet::IpNet>, ()> = pages
+                .into_iter()
+                .map(|entry| entry.map_err(|_| ()).and_then(|e| e.cidr().and_then(|c| c.parse().ok()).ok_or(())))
+                .collect();
+            match cidrs {
+                Ok(cidrs) => {
+                    resolved.insert(id, cidrs);
+                }
+                Err(()) => tracing::debug!(prefix_list = %id, "GetManagedPrefixListEntries failed; left unresolved"),
+            }
+        }
+        for rule in groups.iter_mut().flat_map(|g| g.ingress.iter_mut().chain(g.egress.iter_mut())) {
+            if let SgPeer::PrefixList { id, cidrs } = &mut rule.peer
+                && let Some(list) = resolved.get(id)
+            {
+                *cidrs = Some(list.clone());
+            }
+        }
     }
 
     async fn network_acls(&self, subnet_ids: &[String]) -> Fact<Vec<NetworkAcl>> {
@@ -726,7 +774,7 @@ fn sg_rules(perms: &[aws_sdk_ec2::types::IpPermission]) -> Vec<SgRule> {
         }
         for pl in p.prefix_list_ids() {
             if let Some(id) = pl.prefix_list_id() {
-                // Prefix-list entries are not resolved (yet): the analysis reports them as unknown.
+                // Resolved afterwards by `resolve_prefix_lists`.
                 rules.push(rule(SgPeer::PrefixList { id: id.to_owned(), cidrs: None }, pl.description()));
             }
         }
