@@ -16,3 +16,4 @@ pub mod dns;
 pub mod moto;
 pub mod netns;
 pub mod peers;
+pub mod recorded;

@@ -49,12 +49,13 @@ impl<T> Fact<T> {
         }
     }
 
-    /// Why the fact is not known, or `None` when it is.
+    /// Why the fact could not be read (permission, throttling, error), or `None` when it was
+    /// read, found absent, or deliberately skipped (skips are visible on the fact itself).
     pub fn gap(&self) -> Option<String> {
         match self {
-            Fact::Known { .. } | Fact::NotFound { .. } => None,
+            Fact::Known { .. } | Fact::NotFound { .. } | Fact::Skipped { .. } => None,
             Fact::Unknown { reason, missing_permission: Some(p) } => Some(format!("{reason} (missing permission {p})")),
-            Fact::Unknown { reason, .. } | Fact::Skipped { reason } => Some(reason.clone()),
+            Fact::Unknown { reason, .. } => Some(reason.clone()),
         }
     }
 }
@@ -210,6 +211,34 @@ pub enum ExecutionLogLookup {
     LoggingDisabled,
 }
 
+/// A private custom domain name (`GetDomainNames`/`GetDomainName`, its access associations and
+/// base path mappings), read when the check uses `access: customDomain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomDomainFacts {
+    pub domain_name: String,
+    pub domain_name_id: Option<String>,
+    pub domain_name_arn: Option<String>,
+    pub endpoint_types: Vec<String>,
+    /// `AVAILABLE`, `PENDING`, …
+    pub status: Option<String>,
+    /// The domain's resource policy (private custom domains have their own), unescaped.
+    pub policy: Option<String>,
+    /// Endpoints with an access association to this domain (`accessAssociationSource`).
+    pub associated_endpoints: Vec<String>,
+    pub base_path_mappings: Vec<BasePathMapping>,
+}
+
+/// One base path of a custom domain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BasePathMapping {
+    /// `(none)` for the root.
+    pub base_path: String,
+    pub rest_api_id: Option<String>,
+    pub stage: Option<String>,
+}
+
 /// Everything inspected for one check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -222,6 +251,8 @@ pub struct AwsFacts {
     pub endpoint: Fact<EndpointFacts>,
     pub vpc: Fact<VpcDnsAttributes>,
     pub client: Fact<ClientFacts>,
+    /// The private custom domain, for `access: customDomain`.
+    pub custom_domain: Fact<CustomDomainFacts>,
     /// The endpoint's and the client's security groups, read in one batched call.
     pub security_groups: Fact<Vec<crate::network::SecurityGroup>>,
     /// The network ACLs of the endpoint's and the client's subnets, read in one batched call.
@@ -230,7 +261,7 @@ pub struct AwsFacts {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub subnet_cidrs: BTreeMap<String, String>,
     pub execution_log: Fact<ExecutionLogLookup>,
-    /// Calls that failed, by IAM action, for the "could not check" list.
+    /// Facts that could not be read, by name, with the reason (and missing permission).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gaps: BTreeMap<String, String>,
 }

@@ -18,8 +18,8 @@ use moka::future::Cache;
 use crate::network::{IpProtocol, NaclAction, NaclEntry, NetworkAcl, SecurityGroup, SgPeer, SgRule};
 
 use super::facts::{
-    ApiFacts, AwsFacts, ClientFacts, DeploymentFacts, EndpointDnsEntry, EndpointFacts, ExecutionLogLookup, Fact,
-    InterfaceFacts, MethodFacts, StageFacts, VpcDnsAttributes,
+    ApiFacts, AwsFacts, BasePathMapping, ClientFacts, CustomDomainFacts, DeploymentFacts, EndpointDnsEntry,
+    EndpointFacts, ExecutionLogLookup, Fact, InterfaceFacts, MethodFacts, StageFacts, VpcDnsAttributes,
 };
 
 /// What to inspect for one check.
@@ -39,6 +39,8 @@ pub struct InspectRequest {
     pub request_time: Option<SystemTime>,
     /// Also read the stage's deployment (one more call; for redeploy evidence).
     pub include_deployment: bool,
+    /// The private custom domain to read, for `access: customDomain`.
+    pub custom_domain: Option<String>,
 }
 
 /// How far back the execution-log search reaches.
@@ -60,6 +62,7 @@ pub struct Inspector {
     clients: Cache<String, Fact<ClientFacts>>,
     groups: Cache<String, Fact<Vec<SecurityGroup>>>,
     interfaces: Cache<String, Fact<Vec<InterfaceFacts>>>,
+    domains: Cache<String, Fact<CustomDomainFacts>>,
     acls: Cache<String, Fact<Vec<NetworkAcl>>>,
     subnets: Cache<String, std::collections::BTreeMap<String, String>>,
 }
@@ -160,6 +163,7 @@ impl Inspector {
             clients: cache(ttl),
             groups: cache(ttl),
             interfaces: cache(ttl),
+            domains: cache(ttl),
             acls: cache(ttl),
             subnets: cache(ttl),
         }
@@ -194,6 +198,10 @@ impl Inspector {
             None => Fact::Skipped { reason: "no client address (the probe's pod IP) was given".into() },
         };
         let execution_log = self.execution_log(req, &stage).await;
+        let custom_domain = match &req.custom_domain {
+            Some(name) => self.custom_domain(name).await,
+            None => Fact::Skipped { reason: "access mode is not customDomain".into() },
+        };
 
         // The network layer: every group and every subnet of both sides, batched.
         let mut group_ids: Vec<String> = Vec::new();
@@ -225,6 +233,7 @@ impl Inspector {
             endpoint,
             vpc,
             client,
+            custom_domain,
             security_groups,
             network_acls,
             subnet_cidrs,
@@ -239,6 +248,7 @@ impl Inspector {
             ("endpoint", facts.endpoint.gap()),
             ("vpc", facts.vpc.gap()),
             ("client", facts.client.gap()),
+            ("customDomain", facts.custom_domain.gap()),
             ("securityGroups", facts.security_groups.gap()),
             ("networkAcls", facts.network_acls.gap()),
             ("executionLog", facts.execution_log.gap()),
@@ -551,6 +561,93 @@ impl Inspector {
                     Some(eni) => Fact::Known { value: ClientFacts { ip, interface: interface_facts(eni) } },
                     None => Fact::NotFound {
                         detail: format!("no network interface in {} has the address {ip}", self.region),
+                    },
+                }
+            })
+            .await
+    }
+
+    /// A private custom domain: its id (private domains are addressed by name + id), policy,
+    /// the endpoints associated with it and its base path mappings.
+    pub async fn custom_domain(&self, name: &str) -> Fact<CustomDomainFacts> {
+        use aws_sdk_apigateway::types::ResourceOwner;
+        let key = format!("{}/{name}", self.region);
+        self.domains
+            .get_with(key, async {
+                let action = "apigateway:GET";
+                let listed = self
+                    .apigw
+                    .get_domain_names()
+                    .resource_owner(ResourceOwner::SelfValue)
+                    .limit(500)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Vec<_>>()
+                    .await;
+                let mut found = None;
+                for item in listed {
+                    match item {
+                        Ok(d) if d.domain_name() == Some(name) => found = Some(d),
+                        Ok(_) => {}
+                        Err(err) => return failure(&err, action, "GetDomainNames"),
+                    }
+                }
+                let Some(listed) = found else {
+                    return Fact::NotFound { detail: format!("no custom domain name {name} in {}", self.region) };
+                };
+                let id = listed.domain_name_id().map(str::to_owned);
+                let domain =
+                    match self.apigw.get_domain_name().domain_name(name).set_domain_name_id(id.clone()).send().await {
+                        Ok(d) => d,
+                        Err(err) => return failure(&err, action, &format!("GetDomainName {name}")),
+                    };
+                let arn = domain.domain_name_arn().map(str::to_owned);
+                // Associations made in this account and by other accounts' endpoints.
+                let mut associated_endpoints = Vec::new();
+                for owner in [ResourceOwner::SelfValue, ResourceOwner::OtherAccounts] {
+                    match self.apigw.get_domain_name_access_associations().resource_owner(owner).send().await {
+                        Ok(out) => associated_endpoints.extend(
+                            out.items()
+                                .iter()
+                                .filter(|a| arn.is_some() && a.domain_name_arn() == arn.as_deref())
+                                .filter_map(|a| a.access_association_source().map(str::to_owned)),
+                        ),
+                        Err(err) => return failure(&err, action, "GetDomainNameAccessAssociations"),
+                    }
+                }
+                let mappings = match self
+                    .apigw
+                    .get_base_path_mappings()
+                    .domain_name(name)
+                    .set_domain_name_id(id.clone())
+                    .send()
+                    .await
+                {
+                    Ok(out) => out
+                        .items()
+                        .iter()
+                        .map(|m| BasePathMapping {
+                            base_path: m.base_path().unwrap_or("(none)").to_owned(),
+                            rest_api_id: m.rest_api_id().map(str::to_owned),
+                            stage: m.stage().map(str::to_owned),
+                        })
+                        .collect(),
+                    Err(err) => return failure(&err, action, &format!("GetBasePathMappings {name}")),
+                };
+                Fact::Known {
+                    value: CustomDomainFacts {
+                        domain_name: name.to_owned(),
+                        domain_name_id: id,
+                        domain_name_arn: arn,
+                        endpoint_types: domain
+                            .endpoint_configuration()
+                            .map(|c| c.types().iter().map(|t| t.as_str().to_owned()).collect())
+                            .unwrap_or_default(),
+                        status: domain.domain_name_status().map(|s| s.as_str().to_owned()),
+                        policy: domain.policy().map(str::to_owned).filter(|p| !p.is_empty()),
+                        associated_endpoints,
+                        base_path_mappings: mappings,
                     },
                 }
             })
