@@ -31,8 +31,9 @@ struct World {
     request_id: String,
 }
 
-/// Builds the AWS side; `with_prefix_list` adds an inbound rule from a managed prefix list.
-async fn build_world(config: &aws_config::SdkConfig, with_prefix_list: bool) -> World {
+/// Builds the AWS side; `rich` adds an inbound rule from a managed prefix list and a custom
+/// network ACL on the endpoint's subnet that denies 443 from the client subnet (rule 90).
+async fn build_world(config: &aws_config::SdkConfig, rich: bool) -> World {
     let ec2 = aws_sdk_ec2::Client::new(config);
     let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
     ec2.modify_vpc_attribute()
@@ -91,7 +92,47 @@ async fn build_world(config: &aws_config::SdkConfig, with_prefix_list: bool) -> 
         .send()
         .await
         .unwrap();
-    if with_prefix_list {
+    if rich {
+        let acl =
+            ec2.create_network_acl().vpc_id(&vpc).send().await.unwrap().network_acl.unwrap().network_acl_id.unwrap();
+        let entry = |n: i32,
+                     egress: bool,
+                     action: aws_sdk_ec2::types::RuleAction,
+                     proto: &str,
+                     cidr: &str,
+                     ports: Option<(i32, i32)>| {
+            ec2.create_network_acl_entry()
+                .network_acl_id(&acl)
+                .rule_number(n)
+                .egress(egress)
+                .rule_action(action)
+                .protocol(proto)
+                .cidr_block(cidr)
+                .set_port_range(ports.map(|(f, t)| aws_sdk_ec2::types::PortRange::builder().from(f).to(t).build()))
+                .send()
+        };
+        use aws_sdk_ec2::types::RuleAction::{Allow, Deny};
+        entry(90, false, Deny, "6", "10.0.2.0/24", Some((443, 443))).await.unwrap();
+        entry(100, false, Allow, "-1", "0.0.0.0/0", None).await.unwrap();
+        entry(100, true, Allow, "-1", "0.0.0.0/0", None).await.unwrap();
+        let current = ec2
+            .describe_network_acls()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder().name("association.subnet-id").values(&subnet_endpoint).build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let association = current.network_acls()[0]
+            .associations()
+            .iter()
+            .find(|a| a.subnet_id() == Some(subnet_endpoint.as_str()))
+            .and_then(|a| a.network_acl_association_id())
+            .unwrap()
+            .to_owned();
+        ec2.replace_network_acl_association().association_id(association).network_acl_id(&acl).send().await.unwrap();
+    }
+    if rich {
         let pl = ec2
             .create_managed_prefix_list()
             .prefix_list_name("office")
@@ -302,10 +343,33 @@ async fn every_fact_is_read_from_moto() {
         "{verdict}"
     );
 
-    // NACLs: moto's default ACL (100 allow, 32767 deny, both ways) for both subnets.
+    // NACLs: moto's default ACL on the client subnet, our custom one (rule 90 denies 443 from the
+    // client subnet) on the endpoint subnet; the stateless analysis names rule 90.
     let acls = facts.network_acls.known().expect("network acls");
-    assert!(acls.iter().any(|a| a.subnet_ids.contains(&world.subnet_client)));
-    assert!(acls.iter().all(|a| a.entries.iter().any(|e| e.rule_number == 100)));
+    let client_acl = acls.iter().find(|a| a.subnet_ids.contains(&world.subnet_client)).expect("client subnet acl");
+    let endpoint_subnet = endpoint.subnet_ids[0].clone();
+    let endpoint_acl = acls.iter().find(|a| a.subnet_ids.contains(&endpoint_subnet)).expect("endpoint subnet acl");
+    assert_ne!(client_acl.id, endpoint_acl.id);
+    assert!(
+        endpoint_acl.entries.iter().any(|e| e.rule_number == 90 && e.action == network::NaclAction::Deny && !e.egress)
+    );
+    let nacl = network::evaluate_nacls(
+        network::NaclSide {
+            ip: world.client_ip,
+            subnet_id: Some(&world.subnet_client),
+            subnet_cidr: facts.subnet_cidrs.get(&world.subnet_client).and_then(|c| c.parse().ok()),
+            nacl: Some(client_acl),
+        },
+        network::NaclSide {
+            ip: endpoint.addresses()[0],
+            subnet_id: Some(&endpoint_subnet),
+            subnet_cidr: None,
+            nacl: Some(endpoint_acl),
+        },
+    );
+    let ingress = nacl.leg(network::Leg::EndpointIngress).expect("leg");
+    assert_eq!(ingress.status, network::LegStatus::Denied, "{nacl}");
+    assert_eq!(ingress.deciding_rules(), vec![(90, network::NaclAction::Deny)]);
     assert_eq!(facts.subnet_cidrs.get(&world.subnet_client).map(String::as_str), Some("10.0.2.0/24"));
 
     match facts.execution_log.known() {
