@@ -4,6 +4,7 @@
 //! read-only inspection) — so the diagnosis in the middle can stay a pure function of evidence.
 
 pub mod aws;
+pub mod diagnosis;
 pub mod dns;
 pub mod network;
 pub mod policy;

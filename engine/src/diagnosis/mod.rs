@@ -1,0 +1,344 @@
+//! The diagnosis: probe evidence + AWS facts in, ONE root cause with evidence and a fix out.
+//!
+//! Pure by design — no I/O — so each rule is a table test. Rules run in request-path order
+//! (endpoint and API existence, DNS, TCP, TLS, HTTP): live evidence decides *what* failed, static
+//! facts explain *why*. A fact that could not be read never passes for a healthy one: the rule
+//! falls back to the network-level cause and the result lists what could not be checked.
+//!
+//! First cut (issue 5 in progress): the rules for existence, DNS, TCP, TLS and the HTTP answer
+//! classes; the policy rules (resource/endpoint policy, not redeployed) come next.
+
+use pvtapi_crds::{AccessMode, RootCause};
+use serde::{Deserialize, Serialize};
+
+use crate::aws::AwsFacts;
+use crate::probe::ProbeReport;
+use crate::probe::classify::{AddressClass, InvokeClass, TcpOutcome};
+use crate::probe::report::{DnsComparison, DnsOutcome, TlsOutcome};
+use crate::probe::target::HostRole;
+
+/// The one answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Diagnosis {
+    pub root_cause: RootCause,
+    /// One line: what is wrong.
+    pub summary: String,
+    /// The facts that prove it.
+    pub evidence: Vec<String>,
+    /// Concrete steps.
+    pub remediation: Vec<String>,
+    /// What could not be checked, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<String>,
+}
+
+struct Finding {
+    cause: RootCause,
+    summary: String,
+    evidence: Vec<String>,
+    remediation: Vec<String>,
+}
+
+fn finding(cause: RootCause, summary: String, evidence: Vec<String>, remediation: Vec<String>) -> Option<Finding> {
+    Some(Finding { cause, summary, evidence, remediation })
+}
+
+/// Diagnoses one run. `facts` is `None` when AWS inspection was off or impossible.
+pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
+    type Rule = fn(&ProbeReport, Option<&AwsFacts>) -> Option<Finding>;
+    let rules: [Rule; 6] = [endpoint_and_api_exist, dns, tcp, tls, http, proxy];
+    let found = rules.iter().find_map(|rule| rule(probe, facts));
+    let mut unchecked: Vec<String> = match facts {
+        Some(f) => f.gaps.iter().map(|(k, v)| format!("{k}: {v}")).collect(),
+        None => vec![
+            "AWS facts: inspection off or no credentials; policies, security groups and NACLs were not checked".into(),
+        ],
+    };
+    unchecked.sort();
+    let f = found.unwrap_or_else(|| Finding {
+        cause: RootCause::Healthy,
+        summary: format!("{} answered {} through {:?}", probe.target.api_id, status_text(probe), probe.access.mode),
+        evidence: Vec::new(),
+        remediation: Vec::new(),
+    });
+    Diagnosis { root_cause: f.cause, summary: f.summary, evidence: f.evidence, remediation: f.remediation, unchecked }
+}
+
+fn status_text(probe: &ProbeReport) -> String {
+    probe.invoke.as_ref().and_then(|i| i.status).map_or_else(|| "nothing".into(), |s| s.to_string())
+}
+
+fn endpoint_and_api_exist(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
+    let facts = facts?;
+    let t = &probe.target;
+    if facts.endpoint.is_not_found() {
+        return finding(
+            RootCause::EndpointNotFound,
+            format!("VPC endpoint {} does not exist in {}", t.vpce_id, t.region),
+            vec![format!("DescribeVpcEndpoints: {} not found", t.vpce_id)],
+            vec!["Correct spec.endpoint.vpcEndpointId, or inspect from the endpoint's account".into()],
+        );
+    }
+    if let Some(e) = facts.endpoint.known() {
+        if !e.is_execute_api() {
+            return finding(
+                RootCause::EndpointWrongService,
+                format!("{} is an endpoint for {}, not execute-api", e.id, e.service_name.as_deref().unwrap_or("?")),
+                vec![format!("service name: {}", e.service_name.as_deref().unwrap_or("?"))],
+                vec![format!("Use an interface endpoint for com.amazonaws.{}.execute-api", t.region)],
+            );
+        }
+        if let Some(region) = e.service_region()
+            && region != t.region
+        {
+            return finding(
+                RootCause::CrossAccountRegionMismatch,
+                format!("endpoint {} serves execute-api in {region}, the API is in {}", e.id, t.region),
+                vec![format!("endpoint service: {}", e.service_name.as_deref().unwrap_or("?"))],
+                vec![format!("Create an execute-api interface endpoint in {} (peer the VPCs if needed)", t.region)],
+            );
+        }
+        if !e.state.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("available")) {
+            return finding(
+                RootCause::EndpointNotAvailable,
+                format!("endpoint {} is {}", e.id, e.state.as_deref().unwrap_or("in an unknown state")),
+                vec![format!("state: {}", e.state.as_deref().unwrap_or("?"))],
+                vec!["Wait for the endpoint to become available, or fix/accept it".into()],
+            );
+        }
+    }
+    if facts.api.is_not_found() {
+        return finding(
+            RootCause::ApiNotFound,
+            format!("no REST API {} in {}", t.api_id, t.region),
+            vec![format!("GetRestApi {}: not found", t.api_id)],
+            vec!["Correct spec.api.id/region, or set spec.api.accountId and spec.aws.apiRoleArn".into()],
+        );
+    }
+    None
+}
+
+fn dns(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
+    let mode = probe.access.mode;
+    let invoke_host =
+        probe.invoke.as_ref().map(|i| i.url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or(""));
+    let host_result = probe.dns.iter().find(|d| Some(d.host.as_str()) == invoke_host)?;
+    let api = probe.dns.iter().find(|d| d.role == HostRole::Api);
+    if host_result.addresses.is_empty() {
+        let associated = facts.and_then(|f| f.api.known()).map(|a| a.vpc_endpoint_ids.contains(&probe.target.vpce_id));
+        if host_result.role == HostRole::EndpointAlias
+            && host_result.outcome == DnsOutcome::NxDomain
+            && associated == Some(false)
+        {
+            return finding(
+                RootCause::ApiNotAssociatedWithEndpoint,
+                format!(
+                    "{} does not exist: API {} is not associated with {}",
+                    host_result.host, probe.target.api_id, probe.target.vpce_id
+                ),
+                vec![format!("{}: NXDOMAIN", host_result.host), "API vpcEndpointIds does not list the endpoint".into()],
+                vec![
+                    format!(
+                        "aws apigateway update-rest-api --rest-api-id {} --patch-operations op=add,path=/endpointConfiguration/vpcEndpointIds,value={}",
+                        probe.target.api_id, probe.target.vpce_id
+                    ),
+                    "or use endpointHost/apiIdHeader access".into(),
+                ],
+            );
+        }
+        return finding(
+            RootCause::DnsResolutionFailed,
+            format!("{} did not resolve ({:?}) via {}", host_result.host, host_result.outcome, probe.resolver),
+            vec![format!("{}: {:?}{}", host_result.host, host_result.outcome, host_result.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default())],
+            vec!["Check that the pod's resolver reaches the VPC's Amazon-provided DNS (CoreDNS forwarders, DHCP options)".into()],
+        );
+    }
+    if mode == AccessMode::PrivateDns
+        && let Some(api) = api
+        && api.addresses.iter().any(|a| a.class == AddressClass::Public)
+    {
+        let ips: Vec<String> = api.addresses.iter().map(|a| a.ip.to_string()).collect();
+        if let Some(vpc) = facts.and_then(|f| f.vpc.known())
+            && !(vpc.enable_dns_support && vpc.enable_dns_hostnames)
+        {
+            return finding(
+                RootCause::VpcDnsAttributesDisabled,
+                format!(
+                    "VPC {} has DNS support/hostnames off, so the endpoint's private DNS cannot answer",
+                    vpc.vpc_id
+                ),
+                vec![
+                    format!("{} → {} (public)", api.host, ips.join(", ")),
+                    format!(
+                        "enableDnsSupport={} enableDnsHostnames={}",
+                        vpc.enable_dns_support, vpc.enable_dns_hostnames
+                    ),
+                ],
+                vec![format!(
+                    "aws ec2 modify-vpc-attribute --vpc-id {} --enable-dns-support / --enable-dns-hostnames",
+                    vpc.vpc_id
+                )],
+            );
+        }
+        return finding(
+            RootCause::PrivateDnsDisabled,
+            format!("{} resolves to public addresses: private DNS is not answering for it", api.host),
+            vec![format!("{} → {} (public)", api.host, ips.join(", "))],
+            vec![
+                format!("Enable private DNS names on {}", probe.target.vpce_id),
+                format!(
+                    "or call https://{}-{}.execute-api.{}.amazonaws.com/{}",
+                    probe.target.api_id, probe.target.vpce_id, probe.target.region, probe.target.stage
+                ),
+            ],
+        );
+    }
+    if mode == AccessMode::PrivateDns && probe.dns_comparison == DnsComparison::Disjoint {
+        return finding(
+            RootCause::DnsMismatch,
+            "the API host resolves to addresses that are not this endpoint's".into(),
+            vec![format!("API host and endpoint names share no address ({:?})", probe.dns_comparison)],
+            vec!["Find the private hosted zone or resolver rule answering for execute-api and remove it, or use the alias host".into()],
+        );
+    }
+    None
+}
+
+fn tcp(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
+    let tls_started = probe.tls.is_some();
+    if tls_started || probe.invoke.is_none() {
+        return None;
+    }
+    let host = probe.invoke.as_ref()?.url.trim_start_matches("https://").split(['/', ':']).next()?.to_owned();
+    let addrs: Vec<_> =
+        probe.dns.iter().filter(|d| d.host == host).flat_map(|d| d.addresses.iter().map(|a| a.ip)).collect();
+    let results: Vec<_> = probe.tcp.iter().filter(|t| addrs.contains(&t.ip)).collect();
+    if results.is_empty() {
+        return None;
+    }
+    let evidence: Vec<String> =
+        results.iter().map(|t| format!("{}:{} {:?} after {} ms", t.ip, t.port, t.outcome, t.ms)).collect();
+    if results.iter().all(|t| t.outcome == TcpOutcome::Refused) {
+        return finding(
+            RootCause::ConnectRefused,
+            format!("{host} refused TCP {}: the address is not the VPC endpoint", results[0].port),
+            evidence,
+            vec!["Check DNS: the name resolves to something other than the endpoint's network interfaces".into()],
+        );
+    }
+    if !results.iter().all(|t| t.outcome == TcpOutcome::Timeout) {
+        return None;
+    }
+    // Why: the facts decide between security groups, NACLs and "unexplained".
+    let sg = facts.and_then(|f| {
+        let e = f.endpoint.known()?;
+        let c = f.client.known()?;
+        let groups = f.security_groups.known()?;
+        Some(crate::network::evaluate_security_groups(
+            &crate::network::Client {
+                ip: c.ip,
+                security_group_ids: c.interface.security_group_ids.clone(),
+                subnet_id: c.interface.subnet_id.clone(),
+                subnet_cidr: None,
+            },
+            &crate::network::Endpoint { addresses: e.addresses(), security_group_ids: e.security_group_ids.clone() },
+            groups,
+        ))
+    });
+    if let Some(verdict) = &sg
+        && verdict.status() == crate::network::SgStatus::Blocked
+    {
+        let mut ev = evidence;
+        ev.push(verdict.to_string());
+        return finding(
+            RootCause::SecurityGroupBlocked,
+            format!("TCP 443 to the endpoint times out: {verdict}"),
+            ev,
+            verdict.fixes(),
+        );
+    }
+    finding(
+        RootCause::ConnectTimeout,
+        format!("TCP {} to {host} times out and no security group explains it", results[0].port),
+        evidence,
+        vec!["Check the NACLs of both subnets (443 in, 1024-65535 back), route tables and firewalls".into()],
+    )
+}
+
+fn tls(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {
+    let tls = probe.tls.as_ref()?;
+    if tls.outcome == TlsOutcome::Ok {
+        return None;
+    }
+    let mut evidence = vec![format!("TLS with SNI {} at {}: {:?}", tls.sni, tls.ip, tls.outcome)];
+    if !tls.sans.is_empty() {
+        evidence.push(format!("certificate names: {}", tls.sans.join(", ")));
+    }
+    finding(
+        RootCause::TlsFailure,
+        format!("TLS handshake with {} failed ({:?})", tls.sni, tls.outcome),
+        evidence,
+        vec!["Call an AWS hostname (API host, alias host or vpce host) so the *.execute-api certificate matches; check for TLS-inspecting proxies".into()],
+    )
+}
+
+fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
+    let invoke = probe.invoke.as_ref()?;
+    let status = invoke.status?;
+    let mut evidence = vec![format!("{} → HTTP {status} {:?}", invoke.url, invoke.class)];
+    if let Some(m) = &invoke.message {
+        evidence.push(format!("message: {m}"));
+    }
+    if let Some(r) = &invoke.request_id {
+        evidence.push(format!("x-amzn-RequestId: {r}"));
+    }
+    let requires_auth = facts.and_then(|f| f.method.known()).is_some_and(|m| m.requires_authorization());
+    let cause = match invoke.class {
+        InvokeClass::Ok => return None,
+        InvokeClass::MissingAuthenticationToken => RootCause::StageOrResourceNotFound,
+        InvokeClass::Unauthorized | InvokeClass::AuthorizerDenied | InvokeClass::SignatureError => {
+            RootCause::AuthorizationRequired
+        }
+        _ if requires_auth => RootCause::AuthorizationRequired,
+        InvokeClass::Forbidden => {
+            let not_private =
+                facts.and_then(|f| f.api.known()).is_some_and(|a| !a.endpoint_types.iter().any(|t| t == "PRIVATE"));
+            match (not_private, probe.access.mode) {
+                (true, AccessMode::PrivateDns) => RootCause::PublicApiShadowedByPrivateDns,
+                (true, _) => RootCause::ApiNotPrivate,
+                (false, _) if invoke.api_id_header.is_none() && invoke.host_header.contains(".vpce.amazonaws.com") => {
+                    RootCause::InvokeUrlInvalid
+                }
+                _ => RootCause::UnexpectedStatus,
+            }
+        }
+        // Policy answers: the policy rules (next step of issue 5) refine these with the stored policies.
+        InvokeClass::ExplicitDeny => RootCause::ResourcePolicyExplicitDeny,
+        InvokeClass::AnonymousNotAuthorized => RootCause::ResourcePolicyDenied,
+        _ => RootCause::UnexpectedStatus,
+    };
+    finding(
+        cause,
+        format!("{}: HTTP {status} ({:?})", cause.meaning().trim_end_matches('.'), invoke.class),
+        evidence,
+        vec![cause.typical_fix().to_owned()],
+    )
+}
+
+fn proxy(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {
+    let proxied = probe.proxied.first()?;
+    finding(
+        RootCause::ProxyInterference,
+        format!(
+            "the workload's proxy settings would send {} through {}",
+            proxied.host,
+            proxied.via.as_deref().unwrap_or("a proxy")
+        ),
+        probe.proxied.iter().map(|p| format!("{} via {}", p.host, p.via.as_deref().unwrap_or("?"))).collect(),
+        vec![format!("Add .execute-api.{}.amazonaws.com and .vpce.amazonaws.com to NO_PROXY", probe.target.region)],
+    )
+}
+
+#[cfg(test)]
+mod tests;

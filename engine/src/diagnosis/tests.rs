@@ -1,0 +1,257 @@
+//! Table tests: one probe report + facts per row, the root cause it must yield.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use pvtapi_crds::{AccessMode, RootCause};
+
+use super::diagnose;
+use crate::aws::facts::{ApiFacts, EndpointFacts, VpcDnsAttributes};
+use crate::aws::{AwsFacts, Fact};
+use crate::probe::ProbeReport;
+use crate::probe::classify::{AddressClass, InvokeClass, TcpOutcome};
+use crate::probe::proxy::ProxyVerdict;
+use crate::probe::report::*;
+use crate::probe::target::HostRole;
+
+const API_HOST: &str = "abcde12345.execute-api.us-east-1.amazonaws.com";
+const ALIAS: &str = "abcde12345-vpce-0123456789abcdef0.execute-api.us-east-1.amazonaws.com";
+
+fn addr(ip: &str, class: AddressClass) -> ResolvedAddress {
+    ResolvedAddress { ip: ip.parse().unwrap(), class }
+}
+
+fn healthy() -> ProbeReport {
+    let ip: IpAddr = "10.0.1.10".parse().unwrap();
+    ProbeReport {
+        version: REPORT_VERSION.into(),
+        target: TargetSummary {
+            api_id: "abcde12345".into(),
+            region: "us-east-1".into(),
+            stage: "prod".into(),
+            path: "/health".into(),
+            method: "GET".into(),
+            vpce_id: "vpce-0123456789abcdef0".into(),
+        },
+        access: AccessChoice { mode: AccessMode::PrivateDns, reason: "as configured".into() },
+        resolver: "system".into(),
+        dns: vec![
+            DnsResult {
+                host: API_HOST.into(),
+                role: HostRole::Api,
+                outcome: DnsOutcome::Resolved,
+                addresses: vec![addr("10.0.1.10", AddressClass::Private)],
+                ttl: Some(60),
+                cnames: vec![],
+                error: None,
+                ms: 1,
+            },
+            DnsResult {
+                host: ALIAS.into(),
+                role: HostRole::EndpointAlias,
+                outcome: DnsOutcome::NxDomain,
+                addresses: vec![],
+                ttl: None,
+                cnames: vec![],
+                error: None,
+                ms: 1,
+            },
+        ],
+        dns_comparison: DnsComparison::NotComparable,
+        tcp: vec![TcpResult { ip, port: 443, outcome: TcpOutcome::Connected, ms: 1, error: None }],
+        tls: Some(TlsResult {
+            sni: API_HOST.into(),
+            ip,
+            outcome: TlsOutcome::Ok,
+            version: None,
+            cipher: None,
+            subject: None,
+            sans: vec![],
+            not_after: None,
+            error: None,
+            ms: 2,
+        }),
+        invoke: Some(InvokeResult {
+            url: format!("https://{API_HOST}/prod/health"),
+            host_header: API_HOST.into(),
+            api_id_header: None,
+            class: InvokeClass::Ok,
+            status: Some(200),
+            request_id: Some("r-1".into()),
+            error_type: None,
+            apigw_id: None,
+            message: None,
+            body_snippet: None,
+            body_bytes: 2,
+            body_truncated: false,
+            error: None,
+        }),
+        proxied: vec![],
+        timings: Timings::default(),
+        truncated: vec![],
+    }
+}
+
+fn skipped<T>() -> Fact<T> {
+    Fact::Skipped { reason: "test".into() }
+}
+
+fn facts() -> AwsFacts {
+    AwsFacts {
+        region: "us-east-1".into(),
+        api: Fact::Known {
+            value: ApiFacts {
+                id: "abcde12345".into(),
+                name: None,
+                endpoint_types: vec!["PRIVATE".into()],
+                vpc_endpoint_ids: vec![],
+                disable_execute_api_endpoint: false,
+                policy: None,
+            },
+        },
+        stage: skipped(),
+        deployment: skipped(),
+        method: skipped(),
+        endpoint: Fact::Known {
+            value: EndpointFacts {
+                id: "vpce-0123456789abcdef0".into(),
+                endpoint_type: Some("Interface".into()),
+                service_name: Some("com.amazonaws.us-east-1.execute-api".into()),
+                state: Some("available".into()),
+                vpc_id: Some("vpc-1".into()),
+                owner_id: None,
+                private_dns_enabled: true,
+                dns_entries: vec![],
+                subnet_ids: vec![],
+                security_group_ids: vec![],
+                network_interface_ids: vec![],
+                policy: None,
+                interfaces: vec![],
+            },
+        },
+        vpc: Fact::Known {
+            value: VpcDnsAttributes { vpc_id: "vpc-1".into(), enable_dns_support: true, enable_dns_hostnames: true },
+        },
+        client: skipped(),
+        custom_domain: skipped(),
+        security_groups: skipped(),
+        network_acls: skipped(),
+        subnet_cidrs: BTreeMap::new(),
+        execution_log: skipped(),
+        gaps: BTreeMap::new(),
+    }
+}
+
+fn answered(class: InvokeClass, status: u16) -> ProbeReport {
+    let mut r = healthy();
+    let i = r.invoke.as_mut().unwrap();
+    i.class = class;
+    i.status = Some(status);
+    r
+}
+
+#[test]
+fn root_causes() {
+    type Case = (&'static str, ProbeReport, Option<AwsFacts>, RootCause);
+    let mut cases: Vec<Case> = vec![
+        ("healthy", healthy(), Some(facts()), RootCause::Healthy),
+        ("healthy without facts", healthy(), None, RootCause::Healthy),
+        (
+            "missing token",
+            answered(InvokeClass::MissingAuthenticationToken, 403),
+            None,
+            RootCause::StageOrResourceNotFound,
+        ),
+        ("explicit deny", answered(InvokeClass::ExplicitDeny, 403), None, RootCause::ResourcePolicyExplicitDeny),
+        ("anonymous", answered(InvokeClass::AnonymousNotAuthorized, 403), None, RootCause::ResourcePolicyDenied),
+        ("authorizer", answered(InvokeClass::AuthorizerDenied, 403), None, RootCause::AuthorizationRequired),
+        ("401", answered(InvokeClass::Unauthorized, 401), None, RootCause::AuthorizationRequired),
+        ("500", answered(InvokeClass::ServerError, 500), None, RootCause::UnexpectedStatus),
+    ];
+
+    let mut f = facts();
+    f.endpoint = Fact::NotFound { detail: "x".into() };
+    cases.push(("endpoint missing", healthy(), Some(f), RootCause::EndpointNotFound));
+
+    let mut f = facts();
+    if let Fact::Known { value } = &mut f.endpoint {
+        value.service_name = Some("com.amazonaws.eu-west-1.execute-api".into());
+    }
+    cases.push(("endpoint in another region", healthy(), Some(f), RootCause::CrossAccountRegionMismatch));
+
+    let mut f = facts();
+    if let Fact::Known { value } = &mut f.endpoint {
+        value.service_name = Some("com.amazonaws.us-east-1.s3".into());
+    }
+    cases.push(("endpoint for s3", healthy(), Some(f), RootCause::EndpointWrongService));
+
+    let mut f = facts();
+    if let Fact::Known { value } = &mut f.endpoint {
+        value.state = Some("pendingacceptance".into());
+    }
+    cases.push(("endpoint pending", healthy(), Some(f), RootCause::EndpointNotAvailable));
+
+    let mut f = facts();
+    f.api = Fact::NotFound { detail: "x".into() };
+    cases.push(("api missing", healthy(), Some(f), RootCause::ApiNotFound));
+
+    let mut public = healthy();
+    public.dns[0].addresses = vec![addr("52.94.1.1", AddressClass::Public)];
+    cases.push(("public answer", public.clone(), Some(facts()), RootCause::PrivateDnsDisabled));
+    let mut f = facts();
+    f.vpc = Fact::Known {
+        value: VpcDnsAttributes { vpc_id: "vpc-1".into(), enable_dns_support: true, enable_dns_hostnames: false },
+    };
+    cases.push(("public answer, vpc dns off", public, Some(f), RootCause::VpcDnsAttributesDisabled));
+
+    let mut alias = healthy();
+    alias.access.mode = AccessMode::EndpointAlias;
+    alias.invoke.as_mut().unwrap().url = format!("https://{ALIAS}/prod/health");
+    alias.tls = None;
+    alias.tcp.clear();
+    cases.push(("alias nx, not associated", alias.clone(), Some(facts()), RootCause::ApiNotAssociatedWithEndpoint));
+    cases.push(("alias nx, no facts", alias, None, RootCause::DnsResolutionFailed));
+
+    let mut timeout = healthy();
+    timeout.tls = None;
+    timeout.tcp[0].outcome = TcpOutcome::Timeout;
+    cases.push(("connect timeout", timeout, None, RootCause::ConnectTimeout));
+
+    let mut refused = healthy();
+    refused.tls = None;
+    refused.tcp[0].outcome = TcpOutcome::Refused;
+    cases.push(("refused", refused, None, RootCause::ConnectRefused));
+
+    let mut tls = healthy();
+    tls.tls.as_mut().unwrap().outcome = TlsOutcome::NameMismatch;
+    cases.push(("tls mismatch", tls, None, RootCause::TlsFailure));
+
+    let mut f = facts();
+    if let Fact::Known { value } = &mut f.api {
+        value.endpoint_types = vec!["REGIONAL".into()];
+    }
+    cases.push((
+        "public api via private dns",
+        answered(InvokeClass::Forbidden, 403),
+        Some(f),
+        RootCause::PublicApiShadowedByPrivateDns,
+    ));
+
+    let mut proxied = healthy();
+    proxied.proxied = vec![ProxyVerdict { host: API_HOST.into(), via: Some("http://proxy:3128".into()) }];
+    cases.push(("proxy", proxied, None, RootCause::ProxyInterference));
+
+    for (name, report, facts, want) in cases {
+        let d = diagnose(&report, facts.as_ref());
+        assert_eq!(d.root_cause, want, "{name}: {}", d.summary);
+        if want != RootCause::Healthy {
+            assert!(!d.evidence.is_empty() && !d.remediation.is_empty(), "{name}: evidence and fix required");
+        }
+    }
+}
+
+#[test]
+fn without_facts_the_report_says_what_was_not_checked() {
+    let d = diagnose(&healthy(), None);
+    assert!(d.unchecked.iter().any(|u| u.contains("not checked")), "{:?}", d.unchecked);
+}
