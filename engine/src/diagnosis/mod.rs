@@ -313,9 +313,17 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
                 _ => RootCause::UnexpectedStatus,
             }
         }
-        // Policy answers: the policy rules (next step of issue 5) refine these with the stored policies.
-        InvokeClass::ExplicitDeny => RootCause::ResourcePolicyExplicitDeny,
-        InvokeClass::AnonymousNotAuthorized => RootCause::ResourcePolicyDenied,
+        // Policy answers: the stored policies say which layer and statement, when we have them.
+        InvokeClass::ExplicitDeny | InvokeClass::AnonymousNotAuthorized => {
+            if let Some(f) = facts.and_then(|f| policy_finding(probe, f, &evidence)) {
+                return Some(f);
+            }
+            if invoke.class == InvokeClass::ExplicitDeny {
+                RootCause::ResourcePolicyExplicitDeny
+            } else {
+                RootCause::ResourcePolicyDenied
+            }
+        }
         _ => RootCause::UnexpectedStatus,
     };
     finding(
@@ -324,6 +332,114 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
         evidence,
         vec![cause.typical_fix().to_owned()],
     )
+}
+
+/// Why API Gateway said "not authorized": evaluates the stored resource and endpoint policies
+/// for this exact call (anonymous, through this endpoint, from this VPC and pod IP).
+fn policy_finding(probe: &ProbeReport, facts: &AwsFacts, live: &[String]) -> Option<Finding> {
+    use crate::policy::{
+        AccessVerdict, ApiRef, CallerPrincipal, Decision, PolicyDocument, PolicyLayer, RequestContext,
+        ResourcePolicyOutcome, evaluate_private_api_access, execute_api_arn,
+    };
+    let t = &probe.target;
+    let api = facts.api.known()?;
+    let endpoint = facts.endpoint.known();
+    let mut evidence = live.to_vec();
+    let Some(policy_text) = &api.policy else {
+        evidence.push(format!("GetRestApi {}: no resource policy", t.api_id));
+        return finding(
+            RootCause::ResourcePolicyMissing,
+            format!("private API {} has no resource policy, so every call is denied", t.api_id),
+            evidence,
+            vec![
+                format!("Attach a resource policy allowing execute-api:Invoke from {} (aws:SourceVpce)", t.vpce_id),
+                format!(
+                    "then redeploy: aws apigateway create-deployment --rest-api-id {} --stage-name {}",
+                    t.api_id, t.stage
+                ),
+            ],
+        );
+    };
+    let resource = PolicyDocument::parse(policy_text).ok()?;
+    let endpoint_policy = endpoint.and_then(|e| e.policy.as_deref()).and_then(|p| PolicyDocument::parse(p).ok());
+    // The API's account: the endpoint owner when the spec does not say (same-account is the norm).
+    let account = endpoint.and_then(|e| e.owner_id.clone()).unwrap_or_else(|| "000000000000".into());
+    let api_ref = ApiRef::new(&t.region, account, &t.api_id);
+    let arn = execute_api_arn(&api_ref, &t.stage, &t.method, &t.path);
+    let mut request = RequestContext::new(CallerPrincipal::Anonymous, arn.clone())
+        .source_vpce(&t.vpce_id)
+        .without_key("aws:SourceIp")
+        .without_key("aws:PrincipalAccount");
+    if let Some(vpc) = endpoint.and_then(|e| e.vpc_id.clone()) {
+        request = request.source_vpc(vpc);
+    }
+    if let Some(c) = facts.client.known() {
+        request = request.vpc_source_ip(c.ip.to_string());
+    }
+    let access = evaluate_private_api_access(Some(&resource), endpoint_policy.as_ref(), &api_ref, &request);
+    let statement = match &access.resource_policy {
+        ResourcePolicyOutcome::Evaluated {
+            decision: Decision::ExplicitDeny { statement } | Decision::Allow { statement },
+        } => Some(statement.to_string()),
+        _ => None,
+    };
+    evidence.push(format!("request evaluated: anonymous, {arn}, aws:SourceVpce={}", t.vpce_id));
+    let redeploy = format!("aws apigateway create-deployment --rest-api-id {} --stage-name {}", t.api_id, t.stage);
+    match access.verdict {
+        AccessVerdict::Denied { layer: PolicyLayer::EndpointPolicy, .. } => {
+            evidence.push(format!("the endpoint policy of {} does not allow the call", t.vpce_id));
+            finding(
+                RootCause::EndpointPolicyDenied,
+                format!("the VPC endpoint policy of {} denies execute-api:Invoke on {}", t.vpce_id, t.api_id),
+                evidence,
+                vec![format!("Allow execute-api:Invoke on {arn} for principal \"*\" in the policy of {}", t.vpce_id)],
+            )
+        }
+        AccessVerdict::Denied { layer: PolicyLayer::ResourcePolicy, explicit: true } => {
+            let st = statement.unwrap_or_else(|| "a Deny statement".into());
+            evidence.push(format!("resource policy: {st} denies"));
+            finding(
+                RootCause::ResourcePolicyExplicitDeny,
+                format!("statement {st} of {}'s resource policy denies calls through {}", t.api_id, t.vpce_id),
+                evidence,
+                vec![
+                    format!("Change {st}'s condition (aws:SourceVpce / aws:SourceVpc) to include {}", t.vpce_id),
+                    format!("then redeploy: {redeploy}"),
+                ],
+            )
+        }
+        AccessVerdict::Denied { layer: PolicyLayer::ResourcePolicy, explicit: false } => {
+            evidence.push("resource policy: no Allow statement matches".into());
+            finding(
+                RootCause::ResourcePolicyDenied,
+                format!("no statement of {}'s resource policy allows calls through {}", t.api_id, t.vpce_id),
+                evidence,
+                vec![
+                    format!(
+                        "Add an Allow for execute-api:Invoke on execute-api:/* with aws:SourceVpce = {}",
+                        t.vpce_id
+                    ),
+                    format!("then redeploy: {redeploy}"),
+                ],
+            )
+        }
+        AccessVerdict::Allowed => {
+            evidence.push(format!("the stored resource policy allows the call ({})", statement.unwrap_or_default()));
+            finding(
+                RootCause::ResourcePolicyNotDeployed,
+                format!(
+                    "the stored policy of {} allows this call but API Gateway denies it: the stage was not redeployed",
+                    t.api_id
+                ),
+                evidence,
+                vec![format!("Create a new deployment of stage {}: {redeploy}", t.stage)],
+            )
+        }
+        AccessVerdict::Undetermined { reason, .. } => {
+            evidence.push(format!("the stored policies could not be evaluated: {reason:?}"));
+            None
+        }
+    }
 }
 
 fn proxy(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {

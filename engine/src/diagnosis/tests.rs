@@ -241,6 +241,50 @@ fn root_causes() {
     proxied.proxied = vec![ProxyVerdict { host: API_HOST.into(), via: Some("http://proxy:3128".into()) }];
     cases.push(("proxy", proxied, None, RootCause::ProxyInterference));
 
+    // Policies: the live 403 plus the stored policies name the layer and statement.
+    let with_policy = |policy: Option<&str>, endpoint_policy: Option<&str>| {
+        let mut f = facts();
+        if let Fact::Known { value } = &mut f.api {
+            value.policy = policy.map(str::to_owned);
+        }
+        if let Fact::Known { value } = &mut f.endpoint {
+            value.policy = endpoint_policy.map(str::to_owned);
+            value.owner_id = Some("111122223333".into());
+        }
+        f
+    };
+    let allow_all = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"}]}"#;
+    let deny_other_vpce = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"},{"Sid":"OnlyFromOther","Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-0fedcba9876543210"}}}]}"#;
+    let allow_other_vpce = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-0fedcba9876543210"}}}]}"#;
+    let endpoint_other_api = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:us-east-1:111122223333:zzzzz99999/*"}]}"#;
+    let anon = answered(InvokeClass::AnonymousNotAuthorized, 403);
+    let deny = answered(InvokeClass::ExplicitDeny, 403);
+    cases.push(("no resource policy", anon.clone(), Some(with_policy(None, None)), RootCause::ResourcePolicyMissing));
+    cases.push((
+        "deny unless other vpce",
+        deny.clone(),
+        Some(with_policy(Some(deny_other_vpce), None)),
+        RootCause::ResourcePolicyExplicitDeny,
+    ));
+    cases.push((
+        "allow only other vpce",
+        anon.clone(),
+        Some(with_policy(Some(allow_other_vpce), None)),
+        RootCause::ResourcePolicyDenied,
+    ));
+    cases.push((
+        "stored policy allows",
+        anon.clone(),
+        Some(with_policy(Some(allow_all), None)),
+        RootCause::ResourcePolicyNotDeployed,
+    ));
+    cases.push((
+        "endpoint policy for another api",
+        anon,
+        Some(with_policy(Some(allow_all), Some(endpoint_other_api))),
+        RootCause::EndpointPolicyDenied,
+    ));
+
     for (name, report, facts, want) in cases {
         let d = diagnose(&report, facts.as_ref());
         assert_eq!(d.root_cause, want, "{name}: {}", d.summary);
@@ -248,6 +292,18 @@ fn root_causes() {
             assert!(!d.evidence.is_empty() && !d.remediation.is_empty(), "{name}: evidence and fix required");
         }
     }
+}
+
+#[test]
+fn the_denying_statement_is_named() {
+    let mut f = facts();
+    if let Fact::Known { value } = &mut f.api {
+        value.policy = Some(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"},{"Sid":"OnlyFromOther","Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-0fedcba9876543210"}}}]}"#.into());
+    }
+    let d = diagnose(&answered(InvokeClass::ExplicitDeny, 403), Some(&f));
+    assert_eq!(d.root_cause, RootCause::ResourcePolicyExplicitDeny);
+    assert!(d.summary.contains("OnlyFromOther"), "{}", d.summary);
+    assert!(d.remediation.iter().any(|r| r.contains("create-deployment")), "{:?}", d.remediation);
 }
 
 #[test]
