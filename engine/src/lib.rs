@@ -4,6 +4,8 @@
 //! read-only inspection) — so the diagnosis in the middle can stay a pure function of evidence.
 
 pub mod aws;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod diagnosis;
 pub mod dns;
 pub mod network;

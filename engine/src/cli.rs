@@ -1,0 +1,181 @@
+//! Command-line flags shared by `pvtapi-operator probe` and `kubectl pvtapi check --local`:
+//! one definition, so both tools validate the same way and name the same flags in errors.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use pvtapi_crds::{AccessMode, HttpMethod, validate};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::dns::Nameserver;
+use crate::probe::proxy::ProxyEnv;
+use crate::probe::{ProbeInput, Target};
+
+/// A flag or file that cannot be used, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CliError(pub String);
+
+/// Largest CA bundle accepted.
+const MAX_CA_BUNDLE_BYTES: u64 = 1024 * 1024;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The report is JSON on stdout (format: docs/probe-report.md). Exit status: 0 when the probe ran, \
+    whatever the API answered; 2 when it could not run (bad flags, unreadable CA bundle).\n\n\
+    Example:\n  pvtapi-operator probe --api-id abcde12345 --region us-east-1 --stage prod --path /health \\\n      \
+    --vpce vpce-0123456789abcdef0 --vpce-dns vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com"
+)]
+pub struct TargetArgs {
+    /// REST API id (10 lowercase letters/digits).
+    #[arg(long, value_parser = validate::api_id)]
+    pub api_id: String,
+    /// AWS region of the API, e.g. us-east-1.
+    #[arg(long, value_parser = validate::region)]
+    pub region: String,
+    /// Stage to call.
+    #[arg(long, value_parser = validate::stage)]
+    pub stage: String,
+    /// Resource path under the stage.
+    #[arg(long, default_value = "/", value_parser = validate::path)]
+    pub path: String,
+    /// HTTP method.
+    #[arg(long, value_enum, default_value_t = MethodArg::Get)]
+    pub method: MethodArg,
+    /// A status that counts as healthy (repeat for several).
+    #[arg(long = "expected-status", default_value = "200", value_parser = clap::value_parser!(u16).range(100..=599))]
+    pub expected_statuses: Vec<u16>,
+    /// Interface VPC endpoint id (vpce-…).
+    #[arg(long, value_parser = validate::vpc_endpoint_id)]
+    pub vpce: String,
+    /// One of the endpoint's DNS names (regional or zonal); repeat for several. Needed for
+    /// endpointHost/apiIdHeader access.
+    #[arg(long = "vpce-dns", value_parser = validate::hostname)]
+    pub vpce_dns: Vec<String>,
+    /// How to address the API.
+    #[arg(long, value_enum, default_value_t = AccessArg::Auto)]
+    pub access: AccessArg,
+    /// Private custom domain name, for --access custom-domain.
+    #[arg(long, value_parser = validate::hostname)]
+    pub domain_name: Option<String>,
+    /// Resolve with this DNS server (IP[:PORT]) instead of /etc/resolv.conf.
+    #[arg(long)]
+    pub nameserver: Option<Nameserver>,
+    /// PEM file with extra CA certificates to trust (besides the Mozilla roots).
+    #[arg(long)]
+    pub ca_bundle: Option<PathBuf>,
+    /// TCP port (tests only; API Gateway listens on 443).
+    #[arg(long, default_value_t = 443, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Seconds allowed for each step (DNS, connect, TLS, HTTP).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub timeout: u64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+/// `--method` values (clap spelling of [`HttpMethod`]).
+pub enum MethodArg {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+}
+
+impl From<MethodArg> for HttpMethod {
+    fn from(m: MethodArg) -> Self {
+        match m {
+            MethodArg::Get => HttpMethod::Get,
+            MethodArg::Head => HttpMethod::Head,
+            MethodArg::Post => HttpMethod::Post,
+            MethodArg::Put => HttpMethod::Put,
+            MethodArg::Patch => HttpMethod::Patch,
+            MethodArg::Delete => HttpMethod::Delete,
+            MethodArg::Options => HttpMethod::Options,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+/// `--access` values (clap spelling of [`AccessMode`]).
+pub enum AccessArg {
+    Auto,
+    PrivateDns,
+    EndpointAlias,
+    EndpointHost,
+    ApiIdHeader,
+    CustomDomain,
+}
+
+impl From<AccessArg> for AccessMode {
+    fn from(a: AccessArg) -> Self {
+        match a {
+            AccessArg::Auto => AccessMode::Auto,
+            AccessArg::PrivateDns => AccessMode::PrivateDns,
+            AccessArg::EndpointAlias => AccessMode::EndpointAlias,
+            AccessArg::EndpointHost => AccessMode::EndpointHost,
+            AccessArg::ApiIdHeader => AccessMode::ApiIdHeader,
+            AccessArg::CustomDomain => AccessMode::CustomDomain,
+        }
+    }
+}
+
+/// Reads a PEM bundle (size-capped) and returns its certificates; errors name the file.
+pub fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, CliError> {
+    let err = |what: String| CliError(what);
+    let file = std::fs::File::open(path).map_err(|e| err(format!("cannot open CA bundle {}: {e}", path.display())))?;
+    let mut pem = Vec::new();
+    file.take(MAX_CA_BUNDLE_BYTES + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| err(format!("cannot read CA bundle {}: {e}", path.display())))?;
+    if pem.len() as u64 > MAX_CA_BUNDLE_BYTES {
+        return Err(err(format!("CA bundle {} is larger than {} bytes", path.display(), MAX_CA_BUNDLE_BYTES)));
+    }
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(format!("CA bundle {} is not valid PEM: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(err(format!("CA bundle {} contains no CERTIFICATE block", path.display())));
+    }
+    Ok(certs)
+}
+
+impl TargetArgs {
+    /// The probe input these flags describe; errors name the flag or file at fault.
+    pub fn into_input(self) -> Result<ProbeInput, CliError> {
+        let access: AccessMode = self.access.into();
+        if access == AccessMode::CustomDomain && self.domain_name.is_none() {
+            return Err(CliError("--access custom-domain needs --domain-name".into()));
+        }
+        let extra_roots = match &self.ca_bundle {
+            Some(path) => read_ca_bundle(path)?,
+            None => Vec::new(),
+        };
+        let target = Target {
+            api_id: self.api_id,
+            region: self.region,
+            stage: self.stage,
+            path: self.path,
+            method: self.method.into(),
+            vpce_id: self.vpce,
+            vpce_dns_names: self.vpce_dns,
+            domain_name: self.domain_name,
+        };
+        let input = ProbeInput {
+            target,
+            access,
+            expected_statuses: self.expected_statuses,
+            timeout: Duration::from_secs(self.timeout),
+            nameserver: self.nameserver,
+            extra_roots,
+            port: self.port,
+            proxy_env: ProxyEnv::from_env(),
+        };
+        Ok(input)
+    }
+}
