@@ -3,6 +3,8 @@
 //! A user with a failing call wants one answer — the root cause, the evidence, the fix — not a
 //! checklist. `explain` documents every root-cause code from the same table the engine reports.
 
+mod check;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,7 +17,7 @@ use pvtapi_crds::RootCause;
     bin_name = "kubectl pvtapi",
     version,
     about,
-    after_help = "Examples:\n  kubectl pvtapi explain SecurityGroupBlocked\n  kubectl pvtapi explain --all"
+    after_help = "Examples:\n  kubectl pvtapi check --local --api-id abcde12345 --region us-east-1 --stage prod --vpce vpce-0123456789abcdef0\n  kubectl pvtapi explain SecurityGroupBlocked\n  kubectl pvtapi explain --all"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,6 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Check one private API: the root cause, the evidence, the fix.
+    Check(Box<check::CheckArgs>),
     /// Explain a root-cause code: what it means and the usual fix.
     Explain {
         /// The code, as shown in the Reason column of `kubectl get pac` (case-insensitive).
@@ -42,6 +46,16 @@ fn explain(code: RootCause) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check(args) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            ExitCode::from(runtime.block_on(check::run(*args)))
+        }
         Command::Explain { all: true, .. } => {
             for code in RootCause::ALL {
                 println!("{}", explain(*code));

@@ -31,6 +31,91 @@ pub struct Diagnosis {
     /// What could not be checked, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unchecked: Vec<String>,
+    /// Per-area results along the request path.
+    pub areas: Vec<AreaResult>,
+}
+
+/// The result of one area of the request path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AreaStatus {
+    Pass,
+    Fail,
+    Warn,
+    Skip,
+    Unknown,
+}
+
+/// One area (`dns`, `tcp`, `tls`, `http`, `aws`) and why it has its status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AreaResult {
+    pub area: String,
+    pub status: AreaStatus,
+    pub reason: String,
+}
+
+fn area(area: &str, status: AreaStatus, reason: String) -> AreaResult {
+    AreaResult { area: area.to_owned(), status, reason }
+}
+
+/// The per-area view of a run: what passed, failed or was not reached.
+pub fn areas(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Vec<AreaResult> {
+    use AreaStatus::*;
+    let invoke_host = probe
+        .invoke
+        .as_ref()
+        .map(|i| i.url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or("").to_owned());
+    let host = invoke_host.as_deref().and_then(|h| probe.dns.iter().find(|d| d.host == h));
+    let mut out = Vec::new();
+    out.push(match host {
+        Some(d) if !d.addresses.is_empty() => {
+            let ips: Vec<String> =
+                d.addresses.iter().map(|a| format!("{} ({:?})", a.ip, a.class).to_lowercase()).collect();
+            let public = d.addresses.iter().any(|a| a.class == AddressClass::Public);
+            area("dns", if public { Warn } else { Pass }, format!("{} → {}", d.host, ips.join(", ")))
+        }
+        Some(d) => area("dns", Fail, format!("{}: {:?}", d.host, d.outcome)),
+        None => area("dns", Skip, probe.access.reason.clone()),
+    });
+    let addrs: Vec<_> = host.map(|d| d.addresses.iter().map(|a| a.ip).collect()).unwrap_or_default();
+    let tcp: Vec<_> = probe.tcp.iter().filter(|t| addrs.contains(&t.ip)).collect();
+    let connected = tcp.iter().filter(|t| t.outcome == TcpOutcome::Connected).count();
+    let tcp_text = tcp
+        .iter()
+        .map(|t| format!("{}:{} {:?} {} ms", t.ip, t.port, t.outcome, t.ms).to_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ");
+    out.push(if tcp.is_empty() {
+        area("tcp", Skip, "no address to connect to".into())
+    } else if connected == tcp.len() {
+        area("tcp", Pass, tcp_text)
+    } else if connected > 0 {
+        area("tcp", Warn, tcp_text)
+    } else {
+        area("tcp", Fail, tcp_text)
+    });
+    out.push(match &probe.tls {
+        Some(t) if t.outcome == TlsOutcome::Ok => {
+            area("tls", Pass, format!("{} {}", t.sni, t.version.as_deref().unwrap_or("")))
+        }
+        Some(t) => area("tls", Fail, format!("{} {:?}", t.sni, t.outcome)),
+        None => area("tls", Skip, "no connection".into()),
+    });
+    out.push(match &probe.invoke {
+        Some(i) if i.class == InvokeClass::Ok => area("http", Pass, format!("HTTP {}", i.status.unwrap_or(0))),
+        Some(i) if i.status.is_some() => area("http", Fail, format!("HTTP {} {:?}", i.status.unwrap_or(0), i.class)),
+        Some(i) => area("http", Skip, i.error.clone().unwrap_or_else(|| "not sent".into())),
+        None => area("http", Skip, "no invoke plan".into()),
+    });
+    out.push(match facts {
+        None => area("aws", Skip, "AWS inspection off or no credentials".into()),
+        Some(f) if f.gaps.is_empty() => area("aws", Pass, "all facts read".into()),
+        Some(f) => {
+            area("aws", Unknown, format!("could not read: {}", f.gaps.keys().cloned().collect::<Vec<_>>().join(", ")))
+        }
+    });
+    out
 }
 
 struct Finding {
@@ -62,7 +147,14 @@ pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
         evidence: Vec::new(),
         remediation: Vec::new(),
     });
-    Diagnosis { root_cause: f.cause, summary: f.summary, evidence: f.evidence, remediation: f.remediation, unchecked }
+    Diagnosis {
+        root_cause: f.cause,
+        summary: f.summary,
+        evidence: f.evidence,
+        remediation: f.remediation,
+        unchecked,
+        areas: areas(probe, facts),
+    }
 }
 
 fn status_text(probe: &ProbeReport) -> String {

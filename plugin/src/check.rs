@@ -1,0 +1,230 @@
+//! `kubectl pvtapi check --local`: probe + AWS inspection + diagnosis, in-process, from here.
+//!
+//! The on-prem / Direct Connect / laptop case of the article: the same engine the operator runs,
+//! pointed at this machine's network. The answer comes first (root cause and fix), the evidence
+//! after. Exit status: 0 healthy, 1 a problem was found, 2 the tool could not do its job.
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use anstyle::{AnsiColor, Style};
+use clap::{Args, ValueEnum};
+use pvtapi_crds::{AccessMode, RootCause};
+use pvtapi_engine::aws::{AwsFacts, InspectRequest, Inspector, SdkOptions};
+use pvtapi_engine::cli::TargetArgs;
+use pvtapi_engine::diagnosis::{AreaStatus, Diagnosis, diagnose};
+use pvtapi_engine::probe::ProbeReport;
+use serde::Serialize;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Exit status: 0 healthy, 1 a problem was found, 2 the tool could not do its job.\n\n\
+    Examples:\n  kubectl pvtapi check --local --api-id abcde12345 --region us-east-1 --stage prod --path /health \\\n      \
+    --vpce vpce-0123456789abcdef0\n  kubectl pvtapi check --local ... -o json    # the full diagnosis, probe report and AWS facts")]
+pub struct CheckArgs {
+    /// Run everything from this machine (required until the in-cluster `check NAME` lands).
+    #[arg(long)]
+    local: bool,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// This machine's address as the VPC sees it (finds its network interface and security groups).
+    #[arg(long)]
+    source_ip: Option<IpAddr>,
+    /// Skip the AWS inspection (no credentials needed; network-level causes only).
+    #[arg(long)]
+    no_aws: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    /// Colour the table: auto (only on a terminal, and not with NO_COLOR), always or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// `-o json|yaml`: the stable, documented shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckOutput<'a> {
+    diagnosis: &'a Diagnosis,
+    probe: &'a ProbeReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aws: Option<&'a AwsFacts>,
+}
+
+/// Runs the check; returns the exit code.
+pub async fn run(args: CheckArgs) -> u8 {
+    if !args.local {
+        eprintln!(
+            "error: only `check --local` is available in this build (the in-cluster `check NAME` needs the operator)"
+        );
+        return 2;
+    }
+    let mut input = match args.target.into_input() {
+        Ok(input) => input,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(100));
+
+    let t = input.target.clone();
+    let custom_domain = (input.access == AccessMode::CustomDomain).then(|| t.domain_name.clone()).flatten();
+    let request = |request_id: Option<String>| InspectRequest {
+        api_id: t.api_id.clone(),
+        stage: t.stage.clone(),
+        path: t.path.clone(),
+        method: t.method.as_str().to_owned(),
+        vpce_id: t.vpce_id.clone(),
+        client_ip: args.source_ip,
+        request_id,
+        request_time: Some(SystemTime::now()),
+        include_deployment: false,
+        custom_domain: custom_domain.clone(),
+    };
+    let inspector = if args.no_aws {
+        None
+    } else {
+        spinner.set_message("reading AWS facts…");
+        let options = SdkOptions {
+            region: Some(t.region.clone()),
+            max_attempts: 2,
+            operation_timeout: Duration::from_secs(15),
+            ..Default::default()
+        };
+        let config = pvtapi_engine::aws::load_sdk_config(&options).await;
+        Some(Inspector::new(&config, Duration::from_secs(300)))
+    };
+    let mut facts = match &inspector {
+        Some(i) => Some(i.inspect(&request(None)).await),
+        None => None,
+    };
+    // The endpoint's own DNS names, for endpointHost/apiIdHeader and the comparison.
+    if input.target.vpce_dns_names.is_empty()
+        && let Some(e) = facts.as_ref().and_then(|f| f.endpoint.known())
+    {
+        input.target.vpce_dns_names =
+            e.dns_entries.iter().map(|d| d.dns_name.trim_start_matches("*.").to_owned()).collect();
+    }
+
+    spinner.set_message("probing DNS, TCP 443, TLS and the invoke…");
+    let report = match pvtapi_engine::probe::run(&input).await {
+        Ok(r) => r,
+        Err(err) => {
+            spinner.finish_and_clear();
+            eprintln!("error: the probe could not run: {err}");
+            return 2;
+        }
+    };
+    // A failed call: look its request id up in the execution logs.
+    if let (Some(i), Some(invoke)) = (&inspector, &report.invoke)
+        && invoke.class != pvtapi_engine::probe::classify::InvokeClass::Ok
+        && invoke.request_id.is_some()
+    {
+        spinner.set_message("looking the request up in the execution logs…");
+        facts = Some(i.inspect(&request(invoke.request_id.clone())).await);
+    }
+    spinner.finish_and_clear();
+
+    let diagnosis = diagnose(&report, facts.as_ref());
+    let out = CheckOutput { diagnosis: &diagnosis, probe: &report, aws: facts.as_ref() };
+    let printed = match args.output {
+        Output::Json => serde_json::to_string_pretty(&out).map_err(|e| e.to_string()),
+        Output::Yaml => serde_norway::to_string(&out).map_err(|e| e.to_string()),
+        Output::Table => Ok(table(&diagnosis, &report, use_color(args.color))),
+    };
+    match printed {
+        Ok(text) => println!("{}", text.trim_end()),
+        Err(err) => {
+            eprintln!("error: cannot render the output: {err}");
+            return 2;
+        }
+    }
+    if diagnosis.root_cause == RootCause::Healthy { 0 } else { 1 }
+}
+
+fn use_color(choice: ColorChoice) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+        }
+    }
+}
+
+fn paint(color: bool, style: Style, text: &str) -> String {
+    if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_owned() }
+}
+
+/// The human report: the answer first, then the evidence.
+fn table(d: &Diagnosis, report: &ProbeReport, color: bool) -> String {
+    let red = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();
+    let green = Style::new().fg_color(Some(AnsiColor::Green.into())).bold();
+    let yellow = Style::new().fg_color(Some(AnsiColor::Yellow.into()));
+    let dim = Style::new().dimmed();
+    let mut out = String::new();
+    let healthy = d.root_cause == RootCause::Healthy;
+    let head =
+        if healthy { paint(color, green, "✓ Healthy") } else { paint(color, red, &format!("✗ {}", d.root_cause)) };
+    out.push_str(&format!("{head}  {}\n", d.summary));
+    if !d.remediation.is_empty() {
+        out.push_str("\nFix:\n");
+        for (i, step) in d.remediation.iter().enumerate() {
+            out.push_str(&format!("  {}. {step}\n", i + 1));
+        }
+    }
+    if !d.evidence.is_empty() {
+        out.push_str("\nEvidence:\n");
+        for e in &d.evidence {
+            out.push_str(&format!("  - {e}\n"));
+        }
+    }
+    out.push_str(&format!("\nChecks ({:?} access: {}):\n", report.access.mode, report.access.reason));
+    for a in &d.areas {
+        let (mark, style) = match a.status {
+            AreaStatus::Pass => ("✓", green),
+            AreaStatus::Fail => ("✗", red),
+            AreaStatus::Warn => ("!", yellow),
+            AreaStatus::Skip => ("-", dim),
+            AreaStatus::Unknown => ("?", yellow),
+        };
+        out.push_str(&format!("  {} {:<5} {}\n", paint(color, style, mark), a.area, a.reason));
+    }
+    if !d.unchecked.is_empty() {
+        out.push_str("\nNot checked:\n");
+        for u in &d.unchecked {
+            out.push_str(&format!("  - {u}\n"));
+        }
+    }
+    let t = &report.timings;
+    let opt = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v} ms"));
+    out.push_str(&paint(
+        color,
+        dim,
+        &format!(
+            "\nTimings: dns {} ms, connect {}, tls {}, first byte {}, total {} ms\n",
+            t.dns_ms,
+            opt(t.connect_ms),
+            opt(t.tls_ms),
+            opt(t.ttfb_ms),
+            t.total_ms
+        ),
+    ));
+    out
+}

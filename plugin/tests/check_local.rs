@@ -1,0 +1,191 @@
+//! `kubectl pvtapi check --local` end to end: the real binary against moto_server (AWS facts),
+//! dnsmasq (the API host) and a TLS listener playing API Gateway.
+
+#![allow(clippy::unwrap_used)] // fixture setup: a failed AWS call must abort the test loudly
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::Arc;
+
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
+use aws_sdk_ec2::types::VpcEndpointType;
+use pvtapi_testkit::apigw::{FrontEnd, Reply, SeenRequest, TestCa};
+use pvtapi_testkit::dns::{DnsServer, Record, Zone};
+use pvtapi_testkit::moto::Moto;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
+const API: &str = "abcde12345";
+const API_HOST: &str = "abcde12345.execute-api.us-east-1.amazonaws.com";
+const ANON: &str = "User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:123456789012:abcde12345/prod/GET/health";
+
+/// A private API whose resource policy allows only `allowed_vpce`; returns the endpoint the check uses.
+async fn aws_world(moto: &Moto, allow_own_endpoint: bool) -> String {
+    let config = moto.sdk_config("us-east-1").await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block("10.0.1.0/24")
+        .send()
+        .await
+        .unwrap()
+        .subnet
+        .unwrap()
+        .subnet_id
+        .unwrap();
+    let vpce = ec2
+        .create_vpc_endpoint()
+        .vpc_endpoint_type(VpcEndpointType::Interface)
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.execute-api")
+        .subnet_ids(&subnet)
+        .send()
+        .await
+        .unwrap()
+        .vpc_endpoint
+        .unwrap()
+        .vpc_endpoint_id
+        .unwrap();
+    let allowed = if allow_own_endpoint { vpce.clone() } else { "vpce-0fedcba9876543210".to_owned() };
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{{"StringEquals":{{"aws:SourceVpce":"{allowed}"}}}}}}]}}"#
+    );
+    aws_sdk_apigateway::Client::new(&config)
+        .create_rest_api()
+        .name("orders")
+        .tags("_custom_id_", API)
+        .policy(policy)
+        .endpoint_configuration(
+            EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    vpce
+}
+
+fn check(
+    moto: Option<&Moto>,
+    vpce: &str,
+    dns: &DnsServer,
+    front: &FrontEnd,
+    ca: &TestCa,
+    extra: &[&str],
+) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"])
+        .args(["--vpce", vpce, "--access", "private-dns", "--nameserver", &dns.addr().to_string()])
+        .args([
+            "--ca-bundle",
+            ca.bundle_path().to_str().unwrap(),
+            "--port",
+            &front.addr().port().to_string(),
+            "--timeout",
+            "2",
+        ])
+        .args(extra)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy");
+    match moto {
+        Some(m) => {
+            cmd.envs(m.env());
+        }
+        None => {
+            cmd.arg("--no-aws");
+        }
+    }
+    let out = cmd.output().expect("run kubectl-pvtapi");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+async fn front(ca: &TestCa, reply: Reply) -> FrontEnd {
+    FrontEnd::for_names(ca, &["*.execute-api.us-east-1.amazonaws.com"], Arc::new(move |_: &SeenRequest| reply.clone()))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_exits_0() {
+    let moto = Moto::start();
+    let vpce = aws_world(&moto, true).await;
+    let ca = TestCa::new();
+    let front = front(&ca, Reply::ok("{}")).await;
+    let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, Ipv4Addr::LOCALHOST)));
+    let (code, stdout, stderr) =
+        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, &["-o", "json"]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let json: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(json["diagnosis"]["rootCause"], "Healthy");
+    assert_eq!(json["aws"]["api"]["value"]["endpointTypes"][0], "PRIVATE");
+    assert_eq!(json["probe"]["invoke"]["status"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_policy_implicit_deny_is_named_with_the_fix() {
+    let moto = Moto::start();
+    let vpce = aws_world(&moto, false).await;
+    let ca = TestCa::new();
+    let front = front(&ca, Reply::apigw_error(403, "AccessDeniedException", "Message", ANON)).await;
+    let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, Ipv4Addr::LOCALHOST)));
+    let (code, stdout, stderr) =
+        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, &["-o", "json"]));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let json: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(json["diagnosis"]["rootCause"], "ResourcePolicyDenied", "{}", json["diagnosis"]);
+    let fix = json["diagnosis"]["remediation"].to_string();
+    assert!(fix.contains(&vpce) && fix.contains("create-deployment"), "{fix}");
+
+    // The human table: answer first, no colour when asked, colour when forced.
+    let (code, table, _) =
+        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, &["--color", "never"]));
+    assert_eq!(code, 1);
+    assert!(table.starts_with("✗ ResourcePolicyDenied"), "{table}");
+    assert!(table.contains("Fix:") && table.contains("Checks") && !table.contains('\x1b'), "{table}");
+    let (_, coloured, _) =
+        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, &["--color", "always"]));
+    assert!(coloured.contains('\x1b'), "--color always colours");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_aws_the_network_level_cause_and_the_gaps_are_reported() {
+    let ca = TestCa::new();
+    let front = front(&ca, Reply::apigw_error(403, "AccessDeniedException", "Message", ANON)).await;
+    let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, Ipv4Addr::LOCALHOST)));
+    let (code, stdout, stderr) =
+        tokio::task::block_in_place(|| check(None, "vpce-0123456789abcdef0", &dns, &front, &ca, &["-o", "yaml"]));
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stdout.contains("rootCause: ResourcePolicyDenied"), "{stdout}");
+    assert!(stdout.contains("not checked"), "{stdout}");
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    let out = Command::new(BIN)
+        .args([
+            "check",
+            "--local",
+            "--api-id",
+            "nope",
+            "--region",
+            "us-east-1",
+            "--stage",
+            "p",
+            "--vpce",
+            "vpce-01234567",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid api id \"nope\""));
+    let out = Command::new(BIN)
+        .args(["check", "--api-id", "abcde12345", "--region", "us-east-1", "--stage", "p", "--vpce", "vpce-01234567"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "in-cluster check is not available yet and says so");
+}
