@@ -350,9 +350,49 @@ fn tcp(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
             verdict.fixes(),
         );
     }
+    // Then the stateless NACLs of both subnets, per timing-out endpoint address.
+    if let Some(f) = facts
+        && let (Some(c), Some(e), Some(acls)) = (f.client.known(), f.endpoint.known(), f.network_acls.known())
+    {
+        let acl_of =
+            |subnet: Option<&str>| subnet.and_then(|s| acls.iter().find(|a| a.subnet_ids.iter().any(|x| x == s)));
+        let cidr_of = |subnet: Option<&str>| subnet.and_then(|s| f.subnet_cidrs.get(s)).and_then(|c| c.parse().ok());
+        let client_subnet = c.interface.subnet_id.as_deref();
+        for iface in &e.interfaces {
+            let Some(ip) = iface.private_ips.first().copied() else { continue };
+            let endpoint_subnet = iface.subnet_id.as_deref();
+            let verdict = crate::network::evaluate_nacls(
+                crate::network::NaclSide {
+                    ip: c.ip,
+                    subnet_id: client_subnet,
+                    subnet_cidr: cidr_of(client_subnet),
+                    nacl: acl_of(client_subnet),
+                },
+                crate::network::NaclSide {
+                    ip,
+                    subnet_id: endpoint_subnet,
+                    subnet_cidr: cidr_of(endpoint_subnet),
+                    nacl: acl_of(endpoint_subnet),
+                },
+            );
+            if matches!(
+                verdict.status,
+                crate::network::NaclStatus::Blocked | crate::network::NaclStatus::PartiallyBlocked
+            ) {
+                let mut ev = evidence;
+                ev.push(verdict.to_string());
+                return finding(
+                    RootCause::NetworkAclBlocked,
+                    format!("TCP 443 to the endpoint times out: a network ACL blocks it ({verdict})"),
+                    ev,
+                    verdict.fixes(),
+                );
+            }
+        }
+    }
     finding(
         RootCause::ConnectTimeout,
-        format!("TCP {} to {host} times out and no security group explains it", results[0].port),
+        format!("TCP {} to {host} times out and no security group or network ACL explains it", results[0].port),
         evidence,
         vec!["Check the NACLs of both subnets (443 in, 1024-65535 back), route tables and firewalls".into()],
     )

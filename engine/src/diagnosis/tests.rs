@@ -294,6 +294,121 @@ fn root_causes() {
     }
 }
 
+/// Facts for a TCP timeout: client 10.0.2.15 (sg-client, subnet-c), endpoint ENI 10.0.1.10
+/// (sg-endpoint, subnet-e), with the endpoint group's ingress and the endpoint subnet's ACL given.
+fn network_facts(
+    endpoint_ingress: Vec<crate::network::SgRule>,
+    endpoint_acl_entries: Vec<crate::network::NaclEntry>,
+) -> AwsFacts {
+    use crate::aws::facts::{ClientFacts, InterfaceFacts};
+    use crate::network::{IpProtocol, NaclAction, NaclEntry, NetworkAcl, SecurityGroup, SgPeer, SgRule};
+    let all_out = SgRule {
+        rule_id: None,
+        protocol: IpProtocol::All,
+        from_port: None,
+        to_port: None,
+        peer: SgPeer::Cidr("0.0.0.0/0".parse().unwrap()),
+        description: None,
+    };
+    let open_acl = |id: &str, subnet: &str| NetworkAcl {
+        id: id.into(),
+        subnet_ids: vec![subnet.into()],
+        entries: vec![
+            NaclEntry {
+                rule_number: 100,
+                egress: false,
+                action: NaclAction::Allow,
+                protocol: IpProtocol::All,
+                cidr: "0.0.0.0/0".parse().unwrap(),
+                port_range: None,
+            },
+            NaclEntry {
+                rule_number: 100,
+                egress: true,
+                action: NaclAction::Allow,
+                protocol: IpProtocol::All,
+                cidr: "0.0.0.0/0".parse().unwrap(),
+                port_range: None,
+            },
+        ],
+    };
+    let mut endpoint_acl = open_acl("acl-e", "subnet-e");
+    endpoint_acl.entries.extend(endpoint_acl_entries);
+    let mut f = facts();
+    if let Fact::Known { value } = &mut f.endpoint {
+        value.security_group_ids = vec!["sg-endpoint".into()];
+        value.interfaces = vec![InterfaceFacts {
+            id: "eni-e".into(),
+            subnet_id: Some("subnet-e".into()),
+            availability_zone: Some("us-east-1a".into()),
+            private_ips: vec!["10.0.1.10".parse().unwrap()],
+            security_group_ids: vec!["sg-endpoint".into()],
+        }];
+    }
+    f.client = Fact::Known {
+        value: ClientFacts {
+            ip: "10.0.2.15".parse().unwrap(),
+            interface: InterfaceFacts {
+                id: "eni-c".into(),
+                subnet_id: Some("subnet-c".into()),
+                availability_zone: Some("us-east-1b".into()),
+                private_ips: vec!["10.0.2.15".parse().unwrap()],
+                security_group_ids: vec!["sg-client".into()],
+            },
+        },
+    };
+    f.security_groups = Fact::Known {
+        value: vec![
+            SecurityGroup {
+                id: "sg-endpoint".into(),
+                vpc_id: None,
+                ingress: endpoint_ingress,
+                egress: vec![all_out.clone()],
+            },
+            SecurityGroup { id: "sg-client".into(), vpc_id: None, ingress: vec![], egress: vec![all_out] },
+        ],
+    };
+    f.network_acls = Fact::Known { value: vec![open_acl("acl-c", "subnet-c"), endpoint_acl] };
+    f.subnet_cidrs =
+        BTreeMap::from([("subnet-c".into(), "10.0.2.0/24".into()), ("subnet-e".into(), "10.0.1.0/24".into())]);
+    f
+}
+
+#[test]
+fn timeouts_are_explained_by_security_groups_then_nacls() {
+    use crate::network::{IpProtocol, NaclAction, NaclEntry, SgPeer, SgRule};
+    let mut timeout = healthy();
+    timeout.tls = None;
+    timeout.tcp[0].outcome = TcpOutcome::Timeout;
+    let https_from_client = SgRule {
+        rule_id: None,
+        protocol: IpProtocol::Tcp,
+        from_port: Some(443),
+        to_port: Some(443),
+        peer: SgPeer::SecurityGroup { group_id: "sg-client".into(), user_id: None },
+        description: None,
+    };
+    let deny_443 = NaclEntry {
+        rule_number: 90,
+        egress: false,
+        action: NaclAction::Deny,
+        protocol: IpProtocol::Tcp,
+        cidr: "10.0.2.0/24".parse().unwrap(),
+        port_range: Some((443, 443)),
+    };
+
+    let d = diagnose(&timeout, Some(&network_facts(vec![], vec![])));
+    assert_eq!(d.root_cause, RootCause::SecurityGroupBlocked, "{}", d.summary);
+    assert!(d.remediation.iter().any(|r| r.contains("sg-endpoint") && r.contains("443")), "{:?}", d.remediation);
+
+    let d = diagnose(&timeout, Some(&network_facts(vec![https_from_client.clone()], vec![deny_443])));
+    assert_eq!(d.root_cause, RootCause::NetworkAclBlocked, "{}", d.summary);
+    assert!(d.evidence.iter().any(|e| e.contains("90")), "{:?}", d.evidence);
+
+    let d = diagnose(&timeout, Some(&network_facts(vec![https_from_client], vec![])));
+    assert_eq!(d.root_cause, RootCause::ConnectTimeout, "{}", d.summary);
+}
+
 #[test]
 fn the_denying_statement_is_named() {
     let mut f = facts();
