@@ -122,9 +122,22 @@ pub async fn run(args: CheckArgs) -> u8 {
             e.dns_entries.iter().map(|d| d.dns_name.trim_start_matches("*.").to_owned()).collect();
     }
 
+    // `auto`: decided from AWS facts when we have them (the probe alone can only guess from DNS).
+    let auto_choice = match (input.access, &facts) {
+        (AccessMode::Auto, Some(f)) => pvtapi_engine::diagnosis::choose_access(f, &t.vpce_id),
+        _ => None,
+    };
+    if let Some((mode, _)) = &auto_choice {
+        input.access = *mode;
+    }
     spinner.set_message("probing DNS, TCP 443, TLS and the invoke…");
     let report = match pvtapi_engine::probe::run(&input).await {
-        Ok(r) => r,
+        Ok(mut r) => {
+            if let Some((_, reason)) = auto_choice {
+                r.access.reason = reason;
+            }
+            r
+        }
         Err(err) => {
             spinner.finish_and_clear();
             eprintln!("error: the probe could not run: {err}");
@@ -205,6 +218,12 @@ fn table(d: &Diagnosis, report: &ProbeReport, color: bool) -> String {
             AreaStatus::Unknown => ("?", yellow),
         };
         out.push_str(&format!("  {} {:<5} {}\n", paint(color, style, mark), a.area, a.reason));
+    }
+    if !d.advisories.is_empty() {
+        out.push_str("\nAdvisories:\n");
+        for a in &d.advisories {
+            out.push_str(&format!("  {} {:?}: {}\n", paint(color, yellow, "!"), a.advisory, a.detail));
+        }
     }
     if !d.unchecked.is_empty() {
         out.push_str("\nNot checked:\n");

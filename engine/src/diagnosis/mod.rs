@@ -8,7 +8,7 @@
 //! First cut (issue 5 in progress): the rules for existence, DNS, TCP, TLS and the HTTP answer
 //! classes; the policy rules (resource/endpoint policy, not redeployed) come next.
 
-use pvtapi_crds::{AccessMode, RootCause};
+use pvtapi_crds::{AccessMode, Advisory, RootCause};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsFacts;
@@ -33,6 +33,78 @@ pub struct Diagnosis {
     pub unchecked: Vec<String>,
     /// Per-area results along the request path.
     pub areas: Vec<AreaResult>,
+    /// Findings worth fixing that are not the root cause.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub advisories: Vec<AdvisoryFinding>,
+}
+
+/// An advisory and what it is based on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdvisoryFinding {
+    pub advisory: Advisory,
+    pub detail: String,
+}
+
+/// Advisories: logging off, the request never logged, no endpoint interface in the caller's AZ.
+pub fn advisories(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Vec<AdvisoryFinding> {
+    use crate::aws::facts::ExecutionLogLookup;
+    let Some(f) = facts else { return Vec::new() };
+    let mut out = Vec::new();
+    let t = &probe.target;
+    if let Some(stage) = f.stage.known()
+        && !stage.execution_logging_enabled()
+    {
+        out.push(AdvisoryFinding {
+            advisory: Advisory::ExecutionLoggingDisabled,
+            detail: format!(
+                "stage {} has execution logging off: enable INFO logging with full request/response data to see why calls fail",
+                t.stage
+            ),
+        });
+    }
+    let failed = probe.invoke.as_ref().is_some_and(|i| i.class != InvokeClass::Ok);
+    if failed && let Some(ExecutionLogLookup::NotFound { log_group, window_seconds }) = f.execution_log.known() {
+        out.push(AdvisoryFinding {
+            advisory: Advisory::RequestNotLogged,
+            detail: format!(
+                "no line for the request in {log_group} over {window_seconds}s: the request may never have reached API Gateway (check the invoke URL and DNS)"
+            ),
+        });
+    }
+    if let (Some(c), Some(e)) = (f.client.known(), f.endpoint.known())
+        && let Some(az) = &c.interface.availability_zone
+        && !e.interfaces.is_empty()
+        && !e.interfaces.iter().any(|i| i.availability_zone.as_ref() == Some(az))
+    {
+        out.push(AdvisoryFinding {
+            advisory: Advisory::EndpointMissingInCallerAz,
+            detail: format!("{} has no network interface in {az}: calls cross availability zones", e.id),
+        });
+    }
+    out
+}
+
+/// `access: auto` from AWS facts (design.md §2): private DNS on → `privateDns`; else the API is
+/// associated with the endpoint → `endpointAlias`; else `endpointHost`. `None` without facts.
+pub fn choose_access(facts: &AwsFacts, vpce_id: &str) -> Option<(AccessMode, String)> {
+    let endpoint = facts.endpoint.known()?;
+    if endpoint.private_dns_enabled {
+        return Some((AccessMode::PrivateDns, format!("auto: {vpce_id} has private DNS enabled")));
+    }
+    let associated = facts.api.known().is_some_and(|a| a.vpc_endpoint_ids.iter().any(|v| v == vpce_id));
+    if associated {
+        return Some((
+            AccessMode::EndpointAlias,
+            format!("auto: private DNS is off and the API is associated with {vpce_id}"),
+        ));
+    }
+    Some((
+        AccessMode::EndpointHost,
+        format!(
+            "auto: private DNS is off and the API is not associated with {vpce_id}; using the endpoint's DNS name with a Host header"
+        ),
+    ))
 }
 
 /// The result of one area of the request path.
@@ -154,6 +226,7 @@ pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
         remediation: f.remediation,
         unchecked,
         areas: areas(probe, facts),
+        advisories: advisories(probe, facts),
     }
 }
 

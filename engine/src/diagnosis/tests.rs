@@ -426,3 +426,36 @@ fn without_facts_the_report_says_what_was_not_checked() {
     let d = diagnose(&healthy(), None);
     assert!(d.unchecked.iter().any(|u| u.contains("not checked")), "{:?}", d.unchecked);
 }
+
+#[test]
+fn advisories_and_access_choice() {
+    use crate::aws::facts::{ExecutionLogLookup, StageFacts};
+    use pvtapi_crds::Advisory;
+    let mut f = facts();
+    f.stage = Fact::Known {
+        value: StageFacts {
+            name: "prod".into(),
+            deployment_id: None,
+            logging_level: Some("OFF".into()),
+            data_trace_enabled: false,
+            last_updated: None,
+        },
+    };
+    f.execution_log =
+        Fact::Known { value: ExecutionLogLookup::NotFound { log_group: "g".into(), window_seconds: 900 } };
+    let d = diagnose(&answered(InvokeClass::ServerError, 502), Some(&f));
+    let kinds: Vec<Advisory> = d.advisories.iter().map(|a| a.advisory).collect();
+    assert_eq!(kinds, vec![Advisory::ExecutionLoggingDisabled, Advisory::RequestNotLogged]);
+    assert!(diagnose(&healthy(), Some(&facts())).advisories.is_empty());
+
+    let mut f = facts();
+    assert_eq!(super::choose_access(&f, "vpce-0123456789abcdef0").map(|c| c.0), Some(AccessMode::PrivateDns));
+    if let Fact::Known { value } = &mut f.endpoint {
+        value.private_dns_enabled = false;
+    }
+    assert_eq!(super::choose_access(&f, "vpce-0123456789abcdef0").map(|c| c.0), Some(AccessMode::EndpointHost));
+    if let Fact::Known { value } = &mut f.api {
+        value.vpc_endpoint_ids = vec!["vpce-0123456789abcdef0".into()];
+    }
+    assert_eq!(super::choose_access(&f, "vpce-0123456789abcdef0").map(|c| c.0), Some(AccessMode::EndpointAlias));
+}
