@@ -19,3 +19,18 @@ fn committed_crd_yaml_matches_the_types() {
         );
     }
 }
+
+#[test]
+fn committed_root_cause_reference_matches_the_codes() {
+    let committed = std::fs::read_to_string(repo_file(pvtapi_crds::ROOT_CAUSES_DOC)).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}); run `cargo run -p pvtapi-crds --bin crdgen -- --write`",
+            pvtapi_crds::ROOT_CAUSES_DOC
+        )
+    });
+    assert!(
+        committed == pvtapi_crds::root_causes_markdown(),
+        "{} is out of date with crds/src/root_cause.rs; run `cargo run -p pvtapi-crds --bin crdgen -- --write`",
+        pvtapi_crds::ROOT_CAUSES_DOC
+    );
+}

@@ -1,7 +1,7 @@
 //! Writes the CRD manifest generated from the Rust types.
 //!
 //! `crdgen` prints the YAML; `crdgen --write` rewrites the committed copies under `crds/` and
-//! `charts/pvtapi/crds/` (run from the repository root). The drift test in this crate fails when
+//! `charts/pvtapi/crds/`, and `docs/root-causes.md` (run from the repository root). The drift test in this crate fails when
 //! the committed files differ from what the types generate.
 
 use std::process::ExitCode;
@@ -35,6 +35,11 @@ fn main() -> ExitCode {
                 }
                 eprintln!("crdgen: wrote {file}");
             }
+            if let Err(err) = std::fs::write(pvtapi_crds::ROOT_CAUSES_DOC, pvtapi_crds::root_causes_markdown()) {
+                eprintln!("crdgen: cannot write {}: {err}", pvtapi_crds::ROOT_CAUSES_DOC);
+                return ExitCode::from(2);
+            }
+            eprintln!("crdgen: wrote {}", pvtapi_crds::ROOT_CAUSES_DOC);
             ExitCode::SUCCESS
         }
         _ => {
