@@ -1,13 +1,14 @@
 //! Network namespaces for real TCP failures without sending a packet off the machine.
 //!
 //! [`NetNs::create`] makes a namespace joined to the host by a veth pair on a /30 from
-//! 198.18.0.0/15 (RFC 2544 benchmarking space, never routed on the Internet):
+//! 198.18.0.0/16 (RFC 2544 benchmarking space, never routed on the Internet):
 //!
 //! - [`NetNs::refusing`]: the namespace's own address; nothing listens, so a SYN gets a RST —
 //!   "connection refused".
-//! - [`NetNs::blackhole`]: an address the host routes into the namespace, where a `blackhole`
-//!   route drops the packet silently — a real connect *timeout*, as with a security group that
-//!   lacks 443.
+//! - [`NetNs::blackhole`]: a private address (10.254.0.0/16, a /32 per namespace) the host
+//!   routes into the namespace, where a `blackhole` route drops the packet silently — a real
+//!   connect *timeout*, as with a security group that lacks 443. Packets to it never leave the
+//!   machine: the host route points into the namespace.
 //!
 //! [`NetNs::isolated`] makes a namespace with only loopback and no default route: a probe run in
 //! it with `ip netns exec` that dials a "public" address it resolved fails locally at once.
@@ -57,11 +58,12 @@ impl NetNs {
         let name = format!("pvt{}-{idx}", std::process::id() % 100_000);
         let host_veth = format!("pvh{idx}");
         let ns_veth = format!("pvn{idx}");
-        // 198.18.0.0/16: /30 number idx; blackhole targets from 198.19.0.0/16, same index.
+        // 198.18.0.0/16: /30 number idx. Blackhole targets are private (10.254.0.0/16, one /32 per
+        // namespace, routed into it) so a diagnosis treats them like a VPC endpoint's addresses.
         let base = u32::from(Ipv4Addr::new(198, 18, 0, 0)) + idx * 4;
         let host_addr = Ipv4Addr::from(base + 1);
         let ns_addr = Ipv4Addr::from(base + 2);
-        let blackhole = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 19, 0, 0)) + idx * 4 + 1);
+        let blackhole = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 254, 0, 0)) + idx * 4 + 1);
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         let _ = Command::new("ip").args(["link", "del", &host_veth]).output();
         let _ = Command::new("ip").args(["route", "del", &format!("{blackhole}/32")]).output();

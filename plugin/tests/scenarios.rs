@@ -1,0 +1,270 @@
+//! The article's failures, end to end, from data files in `tests/scenarios/` (see its README):
+//! moto_server + dnsmasq + a TLS front end (or a namespace blackhole), then
+//! `kubectl-pvtapi check --local -o json` must name the expected cause, evidence and fix.
+
+#![allow(clippy::unwrap_used)] // fixture setup: a failed AWS call must abort the test loudly
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
+use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair, VpcEndpointType};
+use pvtapi_testkit::apigw::{FrontEnd, Reply, SeenRequest, TestCa};
+use pvtapi_testkit::dns::{DnsServer, Record, Zone};
+use pvtapi_testkit::moto::Moto;
+use pvtapi_testkit::netns::NetNs;
+use serde::Deserialize;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
+const API: &str = "abcde12345";
+const API_HOST: &str = "abcde12345.execute-api.us-east-1.amazonaws.com";
+const CLIENT_IP: &str = "10.0.2.15";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Scenario {
+    name: String,
+    resource_policy: Option<String>,
+    endpoint_policy: Option<String>,
+    #[serde(default = "yes")]
+    endpoint_allows443_from_client: bool,
+    #[serde(default)]
+    api_host: ApiHost,
+    answer: Option<Answer>,
+    expect: Expect,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+enum ApiHost {
+    #[default]
+    FrontEnd,
+    Blackhole,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Answer {
+    status: u16,
+    #[serde(rename = "errorType")]
+    error_type: String,
+    key: String,
+    message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Expect {
+    root_cause: String,
+    #[serde(default)]
+    evidence: Vec<String>,
+    #[serde(default)]
+    remediation: Vec<String>,
+}
+
+/// The AWS side: VPC, client ENI + group, endpoint + group (443 from the client's group unless
+/// the scenario says otherwise), a PRIVATE API with a deployed stage. Returns the endpoint id.
+async fn aws_world(moto: &Moto, s: &Scenario) -> String {
+    let config = moto.sdk_config("us-east-1").await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
+    let subnet = |cidr: &'static str| {
+        let (ec2, vpc) = (ec2.clone(), vpc.clone());
+        async move {
+            ec2.create_subnet().vpc_id(vpc).cidr_block(cidr).send().await.unwrap().subnet.unwrap().subnet_id.unwrap()
+        }
+    };
+    let (subnet_e, subnet_c) = (subnet("10.0.1.0/24").await, subnet("10.0.2.0/24").await);
+    let group = |name: &'static str| {
+        let (ec2, vpc) = (ec2.clone(), vpc.clone());
+        async move {
+            ec2.create_security_group()
+                .group_name(name)
+                .description(name)
+                .vpc_id(vpc)
+                .send()
+                .await
+                .unwrap()
+                .group_id
+                .unwrap()
+        }
+    };
+    let (sg_e, sg_c) = (group("endpoint").await, group("client").await);
+    if s.endpoint_allows443_from_client {
+        ec2.authorize_security_group_ingress()
+            .group_id(&sg_e)
+            .ip_permissions(
+                IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(443)
+                    .to_port(443)
+                    .user_id_group_pairs(UserIdGroupPair::builder().group_id(&sg_c).build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    ec2.create_network_interface()
+        .subnet_id(&subnet_c)
+        .private_ip_address(CLIENT_IP)
+        .groups(&sg_c)
+        .send()
+        .await
+        .unwrap();
+    let vpce = ec2
+        .create_vpc_endpoint()
+        .vpc_endpoint_type(VpcEndpointType::Interface)
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.execute-api")
+        .subnet_ids(&subnet_e)
+        .security_group_ids(&sg_e)
+        .set_policy_document(s.endpoint_policy.clone())
+        .send()
+        .await
+        .unwrap()
+        .vpc_endpoint
+        .unwrap()
+        .vpc_endpoint_id
+        .unwrap();
+    let apigw = aws_sdk_apigateway::Client::new(&config);
+    apigw
+        .create_rest_api()
+        .name("orders")
+        .tags("_custom_id_", API)
+        .set_policy(s.resource_policy.as_ref().map(|p| p.replace("VPCE", &vpce)))
+        .endpoint_configuration(
+            EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let root = apigw.get_resources().rest_api_id(API).send().await.unwrap().items()[0].id().unwrap().to_owned();
+    let health =
+        apigw.create_resource().rest_api_id(API).parent_id(&root).path_part("health").send().await.unwrap().id.unwrap();
+    apigw
+        .put_method()
+        .rest_api_id(API)
+        .resource_id(&health)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .unwrap();
+    apigw
+        .put_integration()
+        .rest_api_id(API)
+        .resource_id(&health)
+        .http_method("GET")
+        .r#type(IntegrationType::Mock)
+        .send()
+        .await
+        .unwrap();
+    apigw.create_deployment().rest_api_id(API).stage_name("prod").send().await.unwrap();
+    vpce
+}
+
+async fn run_scenario(path: &PathBuf) -> Result<(), String> {
+    let s: Scenario = serde_norway::from_str(&std::fs::read_to_string(path).unwrap())
+        .map_err(|e| format!("{}: invalid scenario: {e}", path.display()))?;
+    let moto = Moto::start();
+    let vpce = aws_world(&moto, &s).await;
+    let ca = TestCa::new();
+    let reply = match &s.answer {
+        Some(a) => Reply::apigw_error(a.status, &a.error_type, &a.key, &a.message),
+        None => Reply::ok("{}"),
+    };
+    let front = FrontEnd::for_names(
+        &ca,
+        &["*.execute-api.us-east-1.amazonaws.com"],
+        Arc::new(move |_: &SeenRequest| reply.clone()),
+    )
+    .await;
+    let ns = (s.api_host == ApiHost::Blackhole).then(NetNs::create);
+    let api_ip: IpAddr = match &ns {
+        Some(ns) => ns.blackhole().into(),
+        None => Ipv4Addr::LOCALHOST.into(),
+    };
+    let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, api_ip)));
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"])
+        .args([
+            "--vpce",
+            &vpce,
+            "--access",
+            "private-dns",
+            "--nameserver",
+            &dns.addr().to_string(),
+            "--source-ip",
+            CLIENT_IP,
+        ])
+        .args([
+            "--ca-bundle",
+            ca.bundle_path().to_str().unwrap(),
+            "--port",
+            &front.addr().port().to_string(),
+            "--timeout",
+            "1",
+            "-o",
+            "json",
+        ])
+        .envs(moto.env())
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy");
+    let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(&stdout)
+        .map_err(|e| format!("{}: not JSON ({e}): {stdout} {}", s.name, String::from_utf8_lossy(&out.stderr)))?;
+    let d = &json["diagnosis"];
+    let mut problems = Vec::new();
+    if d["rootCause"] != s.expect.root_cause.as_str() {
+        problems.push(format!(
+            "root cause {} (summary: {}), expected {}",
+            d["rootCause"], d["summary"], s.expect.root_cause
+        ));
+    }
+    let want_code = if s.expect.root_cause == "Healthy" { 0 } else { 1 };
+    if out.status.code() != Some(want_code) {
+        problems.push(format!("exit code {:?}, expected {want_code}", out.status.code()));
+    }
+    for (field, wanted) in [("evidence", &s.expect.evidence), ("remediation", &s.expect.remediation)] {
+        let text = d[field].to_string();
+        for w in wanted {
+            let w = w.replace("VPCE", &vpce);
+            if !text.contains(&w) {
+                problems.push(format!("{field} lacks {w:?}: {text}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} ({}):\n  {}", s.name, path.display(), problems.join("\n  ")))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_scenario_yields_its_root_cause() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "scenario files missing in {}", dir.display());
+    let mut failures = Vec::new();
+    for f in &files {
+        if let Err(e) = run_scenario(f).await {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+}
