@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // fixture setup: a failed AWS call must abort the test loudly
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -174,7 +174,7 @@ async fn aws_world(moto: &Moto, s: &Scenario) -> String {
     vpce
 }
 
-async fn run_scenario(path: &PathBuf) -> Result<(), String> {
+async fn run_scenario(path: &Path) -> Result<(), String> {
     let s: Scenario = serde_norway::from_str(&std::fs::read_to_string(path).unwrap())
         .map_err(|e| format!("{}: invalid scenario: {e}", path.display()))?;
     if s.api_host == ApiHost::Public {
@@ -230,7 +230,7 @@ async fn run_scenario(path: &PathBuf) -> Result<(), String> {
 
 /// Private DNS off: the API host resolves to a public address. dnsmasq and the check both run in
 /// a namespace with only loopback, so the dial fails locally; AWS is not inspected.
-fn run_isolated(s: &Scenario, path: &PathBuf) -> Result<(), String> {
+fn run_isolated(s: &Scenario, path: &Path) -> Result<(), String> {
     let ns = NetNs::isolated();
     let dns = DnsServer::start_at(
         Some(ns.name()),
@@ -270,7 +270,7 @@ fn run_isolated(s: &Scenario, path: &PathBuf) -> Result<(), String> {
     judge(s, path, &out, vpce)
 }
 
-fn judge(s: &Scenario, path: &PathBuf, out: &std::process::Output, vpce: &str) -> Result<(), String> {
+fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str) -> Result<(), String> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json: Value = serde_json::from_str(&stdout)
         .map_err(|e| format!("{}: not JSON ({e}): {stdout} {}", s.name, String::from_utf8_lossy(&out.stderr)))?;
