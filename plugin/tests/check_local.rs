@@ -7,63 +7,25 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::Arc;
 
-use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
-use aws_sdk_ec2::types::VpcEndpointType;
 use pvtapi_testkit::apigw::{FrontEnd, Reply, SeenRequest, TestCa};
 use pvtapi_testkit::dns::{DnsServer, Record, Zone};
 use pvtapi_testkit::moto::Moto;
+use pvtapi_testkit::world::{self, API_ID as API, WorldSpec};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
-const API: &str = "abcde12345";
 const API_HOST: &str = "abcde12345.execute-api.us-east-1.amazonaws.com";
 const ANON: &str = "User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:123456789012:abcde12345/prod/GET/health";
 
-/// A private API whose resource policy allows only `allowed_vpce`; returns the endpoint the check uses.
+/// A private API whose resource policy allows calls only through its own endpoint, or (with
+/// `allow_own_endpoint` false) only through another one; returns the endpoint the check uses.
 async fn aws_world(moto: &Moto, allow_own_endpoint: bool) -> String {
-    let config = moto.sdk_config("us-east-1").await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc)
-        .cidr_block("10.0.1.0/24")
-        .send()
-        .await
-        .unwrap()
-        .subnet
-        .unwrap()
-        .subnet_id
-        .unwrap();
-    let vpce = ec2
-        .create_vpc_endpoint()
-        .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&vpc)
-        .service_name("com.amazonaws.us-east-1.execute-api")
-        .subnet_ids(&subnet)
-        .send()
-        .await
-        .unwrap()
-        .vpc_endpoint
-        .unwrap()
-        .vpc_endpoint_id
-        .unwrap();
-    let allowed = if allow_own_endpoint { vpce.clone() } else { "vpce-0fedcba9876543210".to_owned() };
+    let allowed = if allow_own_endpoint { "VPCE" } else { "vpce-0fedcba9876543210" };
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{{"StringEquals":{{"aws:SourceVpce":"{allowed}"}}}}}}]}}"#
     );
-    aws_sdk_apigateway::Client::new(&config)
-        .create_rest_api()
-        .name("orders")
-        .tags("_custom_id_", API)
-        .policy(policy)
-        .endpoint_configuration(
-            EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    vpce
+    let spec = WorldSpec { resource_policy: Some(policy), ..WorldSpec::default() };
+    world::build(&moto.sdk_config("us-east-1").await, &spec).await.vpce
 }
 
 fn check(

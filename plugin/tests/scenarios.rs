@@ -9,19 +9,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
-use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair, VpcEndpointType};
 use pvtapi_testkit::apigw::{FrontEnd, Reply, SeenRequest, TestCa};
 use pvtapi_testkit::dns::{DnsServer, Record, Zone};
 use pvtapi_testkit::moto::Moto;
 use pvtapi_testkit::netns::NetNs;
+use pvtapi_testkit::world::{self, API_ID as API, CLIENT_IP, WorldSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
-const API: &str = "abcde12345";
 const API_HOST: &str = "abcde12345.execute-api.us-east-1.amazonaws.com";
-const CLIENT_IP: &str = "10.0.2.15";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -72,106 +69,14 @@ struct Expect {
     remediation: Vec<String>,
 }
 
-/// The AWS side: VPC, client ENI + group, endpoint + group (443 from the client's group unless
-/// the scenario says otherwise), a PRIVATE API with a deployed stage. Returns the endpoint id.
+/// The AWS side: the shared testkit world with the scenario's policies and endpoint group rule.
 async fn aws_world(moto: &Moto, s: &Scenario) -> String {
-    let config = moto.sdk_config("us-east-1").await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
-    let subnet = |cidr: &'static str| {
-        let (ec2, vpc) = (ec2.clone(), vpc.clone());
-        async move {
-            ec2.create_subnet().vpc_id(vpc).cidr_block(cidr).send().await.unwrap().subnet.unwrap().subnet_id.unwrap()
-        }
+    let spec = WorldSpec {
+        resource_policy: s.resource_policy.clone(),
+        endpoint_policy: s.endpoint_policy.clone(),
+        endpoint_allows_443_from_client: s.endpoint_allows443_from_client,
     };
-    let (subnet_e, subnet_c) = (subnet("10.0.1.0/24").await, subnet("10.0.2.0/24").await);
-    let group = |name: &'static str| {
-        let (ec2, vpc) = (ec2.clone(), vpc.clone());
-        async move {
-            ec2.create_security_group()
-                .group_name(name)
-                .description(name)
-                .vpc_id(vpc)
-                .send()
-                .await
-                .unwrap()
-                .group_id
-                .unwrap()
-        }
-    };
-    let (sg_e, sg_c) = (group("endpoint").await, group("client").await);
-    if s.endpoint_allows443_from_client {
-        ec2.authorize_security_group_ingress()
-            .group_id(&sg_e)
-            .ip_permissions(
-                IpPermission::builder()
-                    .ip_protocol("tcp")
-                    .from_port(443)
-                    .to_port(443)
-                    .user_id_group_pairs(UserIdGroupPair::builder().group_id(&sg_c).build())
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-    }
-    ec2.create_network_interface()
-        .subnet_id(&subnet_c)
-        .private_ip_address(CLIENT_IP)
-        .groups(&sg_c)
-        .send()
-        .await
-        .unwrap();
-    let vpce = ec2
-        .create_vpc_endpoint()
-        .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&vpc)
-        .service_name("com.amazonaws.us-east-1.execute-api")
-        .subnet_ids(&subnet_e)
-        .security_group_ids(&sg_e)
-        .set_policy_document(s.endpoint_policy.clone())
-        .send()
-        .await
-        .unwrap()
-        .vpc_endpoint
-        .unwrap()
-        .vpc_endpoint_id
-        .unwrap();
-    let apigw = aws_sdk_apigateway::Client::new(&config);
-    apigw
-        .create_rest_api()
-        .name("orders")
-        .tags("_custom_id_", API)
-        .set_policy(s.resource_policy.as_ref().map(|p| p.replace("VPCE", &vpce)))
-        .endpoint_configuration(
-            EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let root = apigw.get_resources().rest_api_id(API).send().await.unwrap().items()[0].id().unwrap().to_owned();
-    let health =
-        apigw.create_resource().rest_api_id(API).parent_id(&root).path_part("health").send().await.unwrap().id.unwrap();
-    apigw
-        .put_method()
-        .rest_api_id(API)
-        .resource_id(&health)
-        .http_method("GET")
-        .authorization_type("NONE")
-        .send()
-        .await
-        .unwrap();
-    apigw
-        .put_integration()
-        .rest_api_id(API)
-        .resource_id(&health)
-        .http_method("GET")
-        .r#type(IntegrationType::Mock)
-        .send()
-        .await
-        .unwrap();
-    apigw.create_deployment().rest_api_id(API).stage_name("prod").send().await.unwrap();
-    vpce
+    world::build(&moto.sdk_config("us-east-1").await, &spec).await.vpce
 }
 
 async fn run_scenario(path: &Path) -> Result<(), String> {

@@ -17,3 +17,4 @@ pub mod moto;
 pub mod netns;
 pub mod peers;
 pub mod recorded;
+pub mod world;

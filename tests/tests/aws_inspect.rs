@@ -9,14 +9,15 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation};
-use aws_sdk_ec2::types::{AttributeBooleanValue, IpPermission, IpRange, UserIdGroupPair, VpcEndpointType};
+use aws_sdk_apigateway::types::{Op, PatchOperation};
+use aws_sdk_ec2::types::{AttributeBooleanValue, IpPermission, IpRange, VpcEndpointType};
 use pvtapi_engine::aws::facts::ExecutionLogLookup;
 use pvtapi_engine::aws::{CallRecorder, Fact, InspectRequest, Inspector};
 use pvtapi_engine::network::{self, SgPeer};
 use pvtapi_testkit::moto::Moto;
+use pvtapi_testkit::world::{self, WorldSpec};
 
-const API: &str = "abcde12345";
+const API: &str = world::API_ID;
 const RESOURCE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"},{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"StringNotEquals":{"aws:SourceVpce":"VPCE"}}}]}"#;
 const ENDPOINT_POLICY: &str =
     r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"*"}]}"#;
@@ -31,61 +32,32 @@ struct World {
     request_id: String,
 }
 
-/// Builds the AWS side; `rich` adds an inbound rule from a managed prefix list and a custom
-/// network ACL on the endpoint's subnet that denies 443 from the client subnet (rule 90).
+/// Builds the AWS side (the shared testkit world) plus what this suite checks: VPC DNS hostnames
+/// on, a CIDR rule on the endpoint group, stage logging and an execution-log line; `rich` adds an
+/// inbound rule from a managed prefix list and a custom network ACL on the endpoint's subnet that
+/// denies 443 from the client subnet (rule 90).
 async fn build_world(config: &aws_config::SdkConfig, rich: bool) -> World {
+    let spec = WorldSpec {
+        resource_policy: Some(RESOURCE_POLICY.to_owned()),
+        endpoint_policy: Some(ENDPOINT_POLICY.to_owned()),
+        endpoint_allows_443_from_client: true,
+    };
+    let base = world::build(config, &spec).await;
+    let (vpc, sg_endpoint, subnet_endpoint) = (&base.vpc, &base.sg_endpoint, &base.subnet_endpoint);
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap().vpc.unwrap().vpc_id.unwrap();
     ec2.modify_vpc_attribute()
-        .vpc_id(&vpc)
+        .vpc_id(vpc)
         .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
         .send()
         .await
         .unwrap();
-    let subnet = |cidr: &'static str, az: &'static str| {
-        let ec2 = ec2.clone();
-        let vpc = vpc.clone();
-        async move {
-            ec2.create_subnet()
-                .vpc_id(vpc)
-                .cidr_block(cidr)
-                .availability_zone(az)
-                .send()
-                .await
-                .unwrap()
-                .subnet
-                .unwrap()
-                .subnet_id
-                .unwrap()
-        }
-    };
-    let subnet_endpoint = subnet("10.0.1.0/24", "us-east-1a").await;
-    let subnet_client = subnet("10.0.2.0/24", "us-east-1b").await;
-    let sg = |name: &'static str| {
-        let ec2 = ec2.clone();
-        let vpc = vpc.clone();
-        async move {
-            ec2.create_security_group()
-                .group_name(name)
-                .description(name)
-                .vpc_id(vpc)
-                .send()
-                .await
-                .unwrap()
-                .group_id
-                .unwrap()
-        }
-    };
-    let sg_endpoint = sg("endpoint").await;
-    let sg_client = sg("client").await;
     ec2.authorize_security_group_ingress()
-        .group_id(&sg_endpoint)
+        .group_id(sg_endpoint)
         .ip_permissions(
             IpPermission::builder()
                 .ip_protocol("tcp")
                 .from_port(443)
                 .to_port(443)
-                .user_id_group_pairs(UserIdGroupPair::builder().group_id(&sg_client).build())
                 .ip_ranges(IpRange::builder().cidr_ip("10.0.9.0/24").build())
                 .build(),
         )
@@ -94,7 +66,7 @@ async fn build_world(config: &aws_config::SdkConfig, rich: bool) -> World {
         .unwrap();
     if rich {
         let acl =
-            ec2.create_network_acl().vpc_id(&vpc).send().await.unwrap().network_acl.unwrap().network_acl_id.unwrap();
+            ec2.create_network_acl().vpc_id(vpc).send().await.unwrap().network_acl.unwrap().network_acl_id.unwrap();
         let entry = |n: i32,
                      egress: bool,
                      action: aws_sdk_ec2::types::RuleAction,
@@ -118,7 +90,7 @@ async fn build_world(config: &aws_config::SdkConfig, rich: bool) -> World {
         let current = ec2
             .describe_network_acls()
             .filters(
-                aws_sdk_ec2::types::Filter::builder().name("association.subnet-id").values(&subnet_endpoint).build(),
+                aws_sdk_ec2::types::Filter::builder().name("association.subnet-id").values(subnet_endpoint).build(),
             )
             .send()
             .await
@@ -147,7 +119,7 @@ async fn build_world(config: &aws_config::SdkConfig, rich: bool) -> World {
             .prefix_list_id
             .unwrap();
         ec2.authorize_security_group_ingress()
-            .group_id(&sg_endpoint)
+            .group_id(sg_endpoint)
             .ip_permissions(
                 IpPermission::builder()
                     .ip_protocol("tcp")
@@ -160,66 +132,7 @@ async fn build_world(config: &aws_config::SdkConfig, rich: bool) -> World {
             .await
             .unwrap();
     }
-    let eni = ec2
-        .create_network_interface()
-        .subnet_id(&subnet_client)
-        .private_ip_address("10.0.2.15")
-        .groups(&sg_client)
-        .send()
-        .await
-        .unwrap();
-    assert!(eni.network_interface.is_some());
-    let vpce = ec2
-        .create_vpc_endpoint()
-        .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&vpc)
-        .service_name("com.amazonaws.us-east-1.execute-api")
-        .subnet_ids(&subnet_endpoint)
-        .security_group_ids(&sg_endpoint)
-        .private_dns_enabled(true)
-        .policy_document(ENDPOINT_POLICY)
-        .send()
-        .await
-        .unwrap()
-        .vpc_endpoint
-        .unwrap()
-        .vpc_endpoint_id
-        .unwrap();
-
     let apigw = aws_sdk_apigateway::Client::new(config);
-    apigw
-        .create_rest_api()
-        .name("orders")
-        .tags("_custom_id_", API)
-        .policy(RESOURCE_POLICY.replace("VPCE", &vpce))
-        .endpoint_configuration(
-            EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let root = apigw.get_resources().rest_api_id(API).send().await.unwrap().items()[0].id().unwrap().to_owned();
-    let health =
-        apigw.create_resource().rest_api_id(API).parent_id(&root).path_part("health").send().await.unwrap().id.unwrap();
-    apigw
-        .put_method()
-        .rest_api_id(API)
-        .resource_id(&health)
-        .http_method("GET")
-        .authorization_type("NONE")
-        .send()
-        .await
-        .unwrap();
-    apigw
-        .put_integration()
-        .rest_api_id(API)
-        .resource_id(&health)
-        .http_method("GET")
-        .r#type(IntegrationType::Mock)
-        .send()
-        .await
-        .unwrap();
-    apigw.create_deployment().rest_api_id(API).stage_name("prod").send().await.unwrap();
     let patch = |path: &str, value: &str| PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
     apigw
         .update_stage()
@@ -251,7 +164,15 @@ async fn build_world(config: &aws_config::SdkConfig, rich: bool) -> World {
         .await
         .unwrap();
 
-    World { vpce, vpc, sg_endpoint, sg_client, client_ip: "10.0.2.15".parse().unwrap(), subnet_client, request_id }
+    World {
+        vpce: base.vpce,
+        vpc: base.vpc,
+        sg_endpoint: base.sg_endpoint,
+        sg_client: base.sg_client,
+        client_ip: base.client_ip,
+        subnet_client: base.subnet_client,
+        request_id,
+    }
 }
 
 fn request(world: &World, with_log: bool) -> InspectRequest {

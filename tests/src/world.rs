@@ -1,0 +1,151 @@
+//! The AWS side most end-to-end tests need, built on moto through the real SDK: a VPC with an
+//! endpoint subnet and a client subnet, a security group for each side, the client's network
+//! interface, an execute-api interface endpoint, and a PRIVATE REST API associated with it, with
+//! `GET /health` (MOCK integration) deployed to stage `prod`. Tests add what is special to them.
+
+use std::net::IpAddr;
+
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType};
+use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair, VpcEndpointType};
+
+/// The REST API id every world uses (moto honours the `_custom_id_` tag).
+pub const API_ID: &str = "abcde12345";
+/// The client's (probe pod's) private address, on its own interface in the client subnet.
+pub const CLIENT_IP: &str = "10.0.2.15";
+
+/// What varies between worlds. `VPCE` in the policies is replaced with the endpoint id.
+#[derive(Clone, Debug)]
+pub struct WorldSpec {
+    pub resource_policy: Option<String>,
+    pub endpoint_policy: Option<String>,
+    /// The endpoint's group allows TCP 443 from the client's group.
+    pub endpoint_allows_443_from_client: bool,
+}
+
+impl Default for WorldSpec {
+    fn default() -> Self {
+        WorldSpec { resource_policy: None, endpoint_policy: None, endpoint_allows_443_from_client: true }
+    }
+}
+
+/// The ids moto generated.
+#[derive(Clone, Debug)]
+pub struct World {
+    pub vpc: String,
+    pub subnet_endpoint: String,
+    pub subnet_client: String,
+    pub sg_endpoint: String,
+    pub sg_client: String,
+    pub client_ip: IpAddr,
+    pub vpce: String,
+}
+
+fn fail<T>(what: &str) -> impl FnOnce(T) -> String {
+    let what = what.to_owned();
+    move |_| what
+}
+
+/// Builds the world; panics naming the call that failed (a fixture must not half-exist).
+pub async fn build(config: &aws_config::SdkConfig, spec: &WorldSpec) -> World {
+    build_inner(config, spec).await.unwrap_or_else(|call| panic!("building the moto world: {call} failed"))
+}
+
+async fn build_inner(config: &aws_config::SdkConfig, spec: &WorldSpec) -> Result<World, String> {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.map_err(fail("CreateVpc"))?;
+    let vpc = vpc.vpc.and_then(|v| v.vpc_id).ok_or("CreateVpc id")?;
+    let mut subnets = Vec::new();
+    for (cidr, az) in [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")] {
+        let out = ec2.create_subnet().vpc_id(&vpc).cidr_block(cidr).availability_zone(az).send().await;
+        subnets.push(out.map_err(fail("CreateSubnet"))?.subnet.and_then(|s| s.subnet_id).ok_or("CreateSubnet id")?);
+    }
+    let (subnet_endpoint, subnet_client) = (subnets[0].clone(), subnets[1].clone());
+    let mut groups = Vec::new();
+    for name in ["endpoint", "client"] {
+        let out = ec2.create_security_group().group_name(name).description(name).vpc_id(&vpc).send().await;
+        groups.push(out.map_err(fail("CreateSecurityGroup"))?.group_id.ok_or("CreateSecurityGroup id")?);
+    }
+    let (sg_endpoint, sg_client) = (groups[0].clone(), groups[1].clone());
+    if spec.endpoint_allows_443_from_client {
+        let rule = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(443)
+            .to_port(443)
+            .user_id_group_pairs(UserIdGroupPair::builder().group_id(&sg_client).build())
+            .build();
+        ec2.authorize_security_group_ingress()
+            .group_id(&sg_endpoint)
+            .ip_permissions(rule)
+            .send()
+            .await
+            .map_err(fail("AuthorizeSecurityGroupIngress"))?;
+    }
+    ec2.create_network_interface()
+        .subnet_id(&subnet_client)
+        .private_ip_address(CLIENT_IP)
+        .groups(&sg_client)
+        .send()
+        .await
+        .map_err(fail("CreateNetworkInterface"))?;
+    let vpce = ec2
+        .create_vpc_endpoint()
+        .vpc_endpoint_type(VpcEndpointType::Interface)
+        .vpc_id(&vpc)
+        .service_name("com.amazonaws.us-east-1.execute-api")
+        .subnet_ids(&subnet_endpoint)
+        .security_group_ids(&sg_endpoint)
+        .private_dns_enabled(true)
+        .set_policy_document(spec.endpoint_policy.clone())
+        .send()
+        .await
+        .map_err(fail("CreateVpcEndpoint"))?
+        .vpc_endpoint
+        .and_then(|e| e.vpc_endpoint_id)
+        .ok_or("CreateVpcEndpoint id")?;
+
+    let apigw = aws_sdk_apigateway::Client::new(config);
+    apigw
+        .create_rest_api()
+        .name("orders")
+        .tags("_custom_id_", API_ID)
+        .set_policy(spec.resource_policy.as_ref().map(|p| p.replace("VPCE", &vpce)))
+        .endpoint_configuration(
+            EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
+        )
+        .send()
+        .await
+        .map_err(fail("CreateRestApi"))?;
+    let resources = apigw.get_resources().rest_api_id(API_ID).send().await.map_err(fail("GetResources"))?;
+    let root = resources.items().first().and_then(|r| r.id()).ok_or("GetResources root")?.to_owned();
+    let health = apigw
+        .create_resource()
+        .rest_api_id(API_ID)
+        .parent_id(&root)
+        .path_part("health")
+        .send()
+        .await
+        .map_err(fail("CreateResource"))?
+        .id
+        .ok_or("CreateResource id")?;
+    apigw
+        .put_method()
+        .rest_api_id(API_ID)
+        .resource_id(&health)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .send()
+        .await
+        .map_err(fail("PutMethod"))?;
+    apigw
+        .put_integration()
+        .rest_api_id(API_ID)
+        .resource_id(&health)
+        .http_method("GET")
+        .r#type(IntegrationType::Mock)
+        .send()
+        .await
+        .map_err(fail("PutIntegration"))?;
+    apigw.create_deployment().rest_api_id(API_ID).stage_name("prod").send().await.map_err(fail("CreateDeployment"))?;
+    let client_ip = CLIENT_IP.parse().map_err(fail("client ip"))?;
+    Ok(World { vpc, subnet_endpoint, subnet_client, sg_endpoint, sg_client, client_ip, vpce })
+}
