@@ -12,6 +12,7 @@ use rustls::pki_types::pem::PemObject;
 
 use crate::dns::Nameserver;
 use crate::probe::proxy::ProxyEnv;
+use crate::probe::target::InvokeUrl;
 use crate::probe::{ProbeInput, Target};
 
 /// A flag or file that cannot be used, with the reason.
@@ -61,6 +62,15 @@ pub struct TargetArgs {
     /// Private custom domain name, for --access custom-domain.
     #[arg(long, value_parser = validate::hostname)]
     pub domain_name: Option<String>,
+    /// Call exactly this URL, as the workload does, instead of the one --access builds
+    /// (e.g. https://vpce-….execute-api.us-east-1.vpce.amazonaws.com/prod/health). A wrong URL
+    /// is then diagnosed as the failure it causes.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["access", "domain_name"])]
+    pub invoke_url: Option<String>,
+    /// A header the workload sends with --invoke-url: 'Host: NAME' or 'x-apigw-api-id: ID'
+    /// (repeat for both).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE", requires = "invoke_url")]
+    pub headers: Vec<String>,
     /// Resolve with this DNS server (IP[:PORT]) instead of /etc/resolv.conf.
     #[arg(long)]
     pub nameserver: Option<Nameserver>,
@@ -152,6 +162,16 @@ impl TargetArgs {
         if access == AccessMode::CustomDomain && self.domain_name.is_none() {
             return Err(CliError("--access custom-domain needs --domain-name".into()));
         }
+        let invoke_url = match &self.invoke_url {
+            Some(url) => {
+                let mut parsed = InvokeUrl::parse(url).map_err(|e| CliError(format!("invalid --invoke-url: {e}")))?;
+                for h in &self.headers {
+                    parsed = parsed.with_header(h).map_err(|e| CliError(format!("invalid --header: {e}")))?;
+                }
+                Some(parsed)
+            }
+            None => None,
+        };
         let extra_roots = match &self.ca_bundle {
             Some(path) => read_ca_bundle(path)?,
             None => Vec::new(),
@@ -165,6 +185,7 @@ impl TargetArgs {
             vpce_id: self.vpce,
             vpce_dns_names: self.vpce_dns,
             domain_name: self.domain_name,
+            invoke_url,
         };
         let input = ProbeInput {
             target,

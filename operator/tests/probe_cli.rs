@@ -56,6 +56,10 @@ fn bad_flags_exit_2_naming_the_value() {
         (vec!["--port", "0"], "--port"),
         (vec!["--access", "custom-domain"], "--access custom-domain needs --domain-name"),
         (vec!["--ca-bundle", "/nonexistent/ca.pem"], "cannot open CA bundle /nonexistent/ca.pem"),
+        (vec!["--invoke-url", "http://abcde12345.execute-api.us-east-1.amazonaws.com/prod"], "invalid --invoke-url"),
+        (vec!["--invoke-url", "https://u:pw@h.example/prod"], "contains credentials"),
+        (vec!["--invoke-url", "https://h.example/prod", "--header", "x-api-key: k"], "\"x-api-key\" is not supported"),
+        (vec!["--header", "Host: h.example"], "--invoke-url"),
     ];
     for (extra, expected) in cases {
         let args = with_flags(&extra);

@@ -7,9 +7,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
-use pvtapi_testkit::apigw::{FrontEnd, Reply, SeenRequest, TestCa};
+use pvtapi_testkit::apigw::{FrontEnd, Reply, TestCa, default_names, requires_api_identity};
 use pvtapi_testkit::dns::{DnsServer, Record, Zone};
 use pvtapi_testkit::moto::Moto;
 use pvtapi_testkit::netns::NetNs;
@@ -31,6 +30,10 @@ struct Scenario {
     #[serde(default)]
     api_host: ApiHost,
     answer: Option<Answer>,
+    /// The URL the workload calls, checked as given (`VPCE_HOST` = the endpoint's regional name).
+    invoke_url: Option<String>,
+    #[serde(default)]
+    headers: Vec<String>,
     expect: Expect,
 }
 
@@ -92,30 +95,32 @@ async fn run_scenario(path: &Path) -> Result<(), String> {
         Some(a) => Reply::apigw_error(a.status, &a.error_type, &a.key, &a.message),
         None => Reply::ok("{}"),
     };
-    let front = FrontEnd::for_names(
-        &ca,
-        &["*.execute-api.us-east-1.amazonaws.com"],
-        Arc::new(move |_: &SeenRequest| reply.clone()),
-    )
-    .await;
+    // Like API Gateway: a request that does not say which API it is for gets 403 Forbidden.
+    let names = default_names("us-east-1");
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let front = FrontEnd::for_names(&ca, &names, requires_api_identity(API, reply)).await;
     let ns = (s.api_host == ApiHost::Blackhole).then(NetNs::create);
     let api_ip: IpAddr = match &ns {
         Some(ns) => ns.blackhole().into(),
         None => Ipv4Addr::LOCALHOST.into(),
     };
-    let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, api_ip)));
+    let vpce_host = format!("{vpce}-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com");
+    let dns =
+        DnsServer::start(&Zone::new().with(Record::addr(API_HOST, api_ip)).with(Record::addr(&vpce_host, api_ip)));
     let mut cmd = Command::new(BIN);
-    cmd.args(["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"])
-        .args([
-            "--vpce",
-            &vpce,
-            "--access",
-            "private-dns",
-            "--nameserver",
-            &dns.addr().to_string(),
-            "--source-ip",
-            CLIENT_IP,
-        ])
+    cmd.args(["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"]);
+    match &s.invoke_url {
+        Some(url) => {
+            cmd.args(["--invoke-url", &url.replace("VPCE_HOST", &vpce_host)]);
+            for h in &s.headers {
+                cmd.args(["--header", h]);
+            }
+        }
+        None => {
+            cmd.args(["--access", "private-dns"]);
+        }
+    }
+    cmd.args(["--vpce", &vpce, "--nameserver", &dns.addr().to_string(), "--source-ip", CLIENT_IP])
         .args([
             "--ca-bundle",
             ca.bundle_path().to_str().unwrap(),
@@ -130,7 +135,7 @@ async fn run_scenario(path: &Path) -> Result<(), String> {
         .env_remove("HTTPS_PROXY")
         .env_remove("https_proxy");
     let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
-    judge(&s, path, &out, &vpce)
+    judge(&s, path, &out, &vpce, &vpce_host)
 }
 
 /// Private DNS off: the API host resolves to a public address. dnsmasq and the check both run in
@@ -172,10 +177,10 @@ fn run_isolated(s: &Scenario, path: &Path) -> Result<(), String> {
     .env_remove("HTTPS_PROXY")
     .env_remove("https_proxy");
     let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
-    judge(s, path, &out, vpce)
+    judge(s, path, &out, vpce, "")
 }
 
-fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str) -> Result<(), String> {
+fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str, vpce_host: &str) -> Result<(), String> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json: Value = serde_json::from_str(&stdout)
         .map_err(|e| format!("{}: not JSON ({e}): {stdout} {}", s.name, String::from_utf8_lossy(&out.stderr)))?;
@@ -194,7 +199,7 @@ fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str) -> R
     for (field, wanted) in [("evidence", &s.expect.evidence), ("remediation", &s.expect.remediation)] {
         let text = d[field].to_string();
         for w in wanted {
-            let w = w.replace("VPCE", vpce);
+            let w = w.replace("VPCE_HOST", vpce_host).replace("VPCE", vpce);
             if !text.contains(&w) {
                 problems.push(format!("{field} lacks {w:?}: {text}"));
             }

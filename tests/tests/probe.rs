@@ -39,6 +39,7 @@ fn target(path: &str) -> Target {
         vpce_id: VPCE.into(),
         vpce_dns_names: vec![VPCE_HOST.into(), VPCE_ZONAL.into()],
         domain_name: None,
+        invoke_url: None,
     }
 }
 

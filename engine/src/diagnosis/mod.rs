@@ -4,9 +4,8 @@
 //! (endpoint and API existence, DNS, TCP, TLS, HTTP): live evidence decides *what* failed, static
 //! facts explain *why*. A fact that could not be read never passes for a healthy one: the rule
 //! falls back to the network-level cause and the result lists what could not be checked.
-//!
-//! First cut (issue 5 in progress): the rules for existence, DNS, TCP, TLS and the HTTP answer
-//! classes; the policy rules (resource/endpoint policy, not redeployed) come next.
+//! `Healthy` is only ever the answer when the invoke got an expected status; a run that ends
+//! without an answer nothing explains is `Unknown`, never a pass.
 
 use pvtapi_crds::{AccessMode, Advisory, RootCause};
 use serde::{Deserialize, Serialize};
@@ -204,7 +203,7 @@ fn finding(cause: RootCause, summary: String, evidence: Vec<String>, remediation
 /// Diagnoses one run. `facts` is `None` when AWS inspection was off or impossible.
 pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
     type Rule = fn(&ProbeReport, Option<&AwsFacts>) -> Option<Finding>;
-    let rules: [Rule; 6] = [endpoint_and_api_exist, dns, tcp, tls, http, proxy];
+    let rules: [Rule; 7] = [endpoint_and_api_exist, dns, tcp, tls, http, proxy, unexplained];
     let found = rules.iter().find_map(|rule| rule(probe, facts));
     let mut unchecked: Vec<String> = match facts {
         Some(f) => f.gaps.iter().map(|(k, v)| format!("{k}: {v}")).collect(),
@@ -227,6 +226,56 @@ pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
         unchecked,
         areas: areas(probe, facts),
         advisories: advisories(probe, facts),
+    }
+}
+
+/// The diagnosis when the probe itself could not run or report: nothing is known about the path.
+pub fn probe_failed(detail: &str) -> Diagnosis {
+    Diagnosis {
+        root_cause: RootCause::ProbeFailed,
+        summary: format!("the probe could not run: {detail}"),
+        evidence: vec![detail.to_owned()],
+        remediation: vec![RootCause::ProbeFailed.typical_fix().to_owned()],
+        unchecked: vec!["DNS, TCP, TLS and the invoke: the probe did not report".into()],
+        areas: ["dns", "tcp", "tls", "http", "aws"]
+            .iter()
+            .map(|a| area(a, AreaStatus::Unknown, "the probe did not run".into()))
+            .collect(),
+        advisories: Vec::new(),
+    }
+}
+
+/// Last rule: no answer from API Gateway and nothing above explains why. `Healthy` needs an
+/// expected status, so this never lets a silent run pass.
+fn unexplained(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {
+    match &probe.invoke {
+        Some(i) if i.class == InvokeClass::Ok => None,
+        Some(i) => {
+            let what = i.error.clone().unwrap_or_else(|| format!("{:?}", i.class));
+            let mut evidence = vec![format!("{}: {what}", i.url)];
+            if let Some(t) = &probe.tls {
+                evidence.push(format!("TLS with {} at {}: {:?}", t.sni, t.ip, t.outcome));
+            }
+            finding(
+                RootCause::Unknown,
+                format!("{} got no answer from API Gateway ({what}) and no rule explains it", i.url),
+                evidence,
+                vec![
+                    "Retry with a longer --timeout; look for a firewall or proxy that accepts TLS but drops requests"
+                        .into(),
+                    RootCause::Unknown.typical_fix().to_owned(),
+                ],
+            )
+        }
+        None => finding(
+            RootCause::Unknown,
+            format!("the API was not invoked: {}", probe.access.reason),
+            vec![format!("access {:?}: {}", probe.access.mode, probe.access.reason)],
+            vec![
+                "Give the endpoint's DNS names (--vpce-dns) or enable AWS inspection so they are read, or choose another access mode"
+                    .into(),
+            ],
+        ),
     }
 }
 
@@ -531,11 +580,41 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
         }
         _ => RootCause::UnexpectedStatus,
     };
+    if cause == RootCause::InvokeUrlInvalid {
+        return invoke_url_invalid(probe, invoke, evidence);
+    }
     finding(
         cause,
         format!("{}: HTTP {status} ({:?})", cause.meaning().trim_end_matches('.'), invoke.class),
         evidence,
         vec![cause.typical_fix().to_owned()],
+    )
+}
+
+/// A vpce hostname called without `Host`/`x-apigw-api-id`: API Gateway cannot tell which API is
+/// meant. The fix names the exact header or URL for this API.
+fn invoke_url_invalid(
+    probe: &ProbeReport,
+    invoke: &crate::probe::report::InvokeResult,
+    mut evidence: Vec<String>,
+) -> Option<Finding> {
+    let t = &probe.target;
+    let vpce_host = invoke.host_header.split(':').next().unwrap_or_default();
+    let api_host = format!("{}.execute-api.{}.amazonaws.com", t.api_id, t.region);
+    let alias = format!("{}-{}.execute-api.{}.amazonaws.com", t.api_id, t.vpce_id, t.region);
+    let path = if t.path == "/" { format!("/{}/", t.stage) } else { format!("/{}{}", t.stage, t.path) };
+    evidence.push(format!("the request to {vpce_host} carried Host: {} and no x-apigw-api-id", invoke.host_header));
+    finding(
+        RootCause::InvokeUrlInvalid,
+        format!(
+            "{vpce_host} is the endpoint's own name: without a Host or x-apigw-api-id header API Gateway cannot tell which API is meant"
+        ),
+        evidence,
+        vec![
+            format!("Send the header 'Host: {api_host}' with requests to https://{vpce_host}{path}"),
+            format!("or send 'x-apigw-api-id: {}' instead", t.api_id),
+            format!("or call https://{alias}{path} (needs the API associated with {})", t.vpce_id),
+        ],
     )
 }
 

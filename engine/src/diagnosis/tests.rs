@@ -237,6 +237,43 @@ fn root_causes() {
         RootCause::PublicApiShadowedByPrivateDns,
     ));
 
+    let mut f = facts();
+    if let Fact::Known { value } = &mut f.api {
+        value.endpoint_types = vec!["REGIONAL".into()];
+    }
+    let mut via_alias = answered(InvokeClass::Forbidden, 403);
+    via_alias.access.mode = AccessMode::EndpointAlias;
+    cases.push(("regional api via alias", via_alias, Some(f), RootCause::ApiNotPrivate));
+
+    let vpce_host = "vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com";
+    let mut bare_vpce = answered(InvokeClass::Forbidden, 403);
+    bare_vpce.access.mode = AccessMode::EndpointHost;
+    bare_vpce.invoke.as_mut().unwrap().url = format!("https://{vpce_host}/prod/health");
+    bare_vpce.invoke.as_mut().unwrap().host_header = vpce_host.into();
+    bare_vpce.dns[0].host = vpce_host.into();
+    bare_vpce.dns[0].role = HostRole::EndpointRegional;
+    cases.push(("vpce host without Host", bare_vpce.clone(), Some(facts()), RootCause::InvokeUrlInvalid));
+    cases.push(("vpce host without Host, no facts", bare_vpce.clone(), None, RootCause::InvokeUrlInvalid));
+    let mut with_id = bare_vpce;
+    with_id.invoke.as_mut().unwrap().api_id_header = Some("abcde12345".into());
+    cases.push(("vpce host with x-apigw-api-id, 403", with_id, Some(facts()), RootCause::UnexpectedStatus));
+
+    let mut mismatch = healthy();
+    mismatch.dns_comparison = DnsComparison::Disjoint;
+    cases.push(("api host and vpce names disjoint", mismatch, Some(facts()), RootCause::DnsMismatch));
+
+    let mut hang = healthy();
+    let i = hang.invoke.as_mut().unwrap();
+    i.class = InvokeClass::Timeout;
+    i.status = None;
+    i.error = Some("no answer within 5s".into());
+    cases.push(("tls ok, no http answer", hang, Some(facts()), RootCause::Unknown));
+    let mut no_plan = healthy();
+    no_plan.invoke = None;
+    no_plan.tls = None;
+    no_plan.access.reason = "cannot invoke: EndpointHost needs the endpoint's DNS names".into();
+    cases.push(("no invoke plan", no_plan, None, RootCause::Unknown));
+
     let mut proxied = healthy();
     proxied.proxied = vec![ProxyVerdict { host: API_HOST.into(), via: Some("http://proxy:3128".into()) }];
     cases.push(("proxy", proxied, None, RootCause::ProxyInterference));
@@ -419,6 +456,14 @@ fn the_denying_statement_is_named() {
     assert_eq!(d.root_cause, RootCause::ResourcePolicyExplicitDeny);
     assert!(d.summary.contains("OnlyFromOther"), "{}", d.summary);
     assert!(d.remediation.iter().any(|r| r.contains("create-deployment")), "{:?}", d.remediation);
+}
+
+#[test]
+fn a_probe_that_could_not_run_is_probe_failed() {
+    let d = super::probe_failed("pod pvtapi-probe-x: ImagePullBackOff");
+    assert_eq!(d.root_cause, RootCause::ProbeFailed);
+    assert!(d.evidence[0].contains("ImagePullBackOff"));
+    assert!(d.areas.iter().all(|a| a.status == super::AreaStatus::Unknown));
 }
 
 #[test]

@@ -241,6 +241,11 @@ fn not_invoked_reason(dns: &[DnsResult], tcp: &[TcpResult], tls: Option<&TlsResu
 /// public-address failure is what gets reported).
 fn choose_access(input: &ProbeInput, dns: &[DnsResult]) -> (AccessChoice, Option<InvokePlan>) {
     let t = &input.target;
+    if let Some(url) = &t.invoke_url {
+        let plan = t.plan_for_url(url, input.port);
+        let reason = format!("the URL as given ({}), which amounts to {:?} access", plan.url, plan.access);
+        return (AccessChoice { mode: plan.access, reason }, Some(plan));
+    }
     let resolved = |role: HostRole, want_private: bool| {
         dns.iter().any(|d| {
             d.role == role
@@ -297,6 +302,19 @@ fn compare(dns: &[DnsResult]) -> DnsComparison {
 
 async fn resolve(resolver: &TokioResolver, host: &Host, timeout: Duration) -> DnsResult {
     let started = Instant::now();
+    // An IP literal (a URL checked as given) needs no lookup.
+    if let Ok(ip) = host.name.parse::<IpAddr>() {
+        return DnsResult {
+            host: host.name.clone(),
+            role: host.role,
+            outcome: DnsOutcome::Resolved,
+            addresses: vec![ResolvedAddress { ip, class: classify::classify_address(ip) }],
+            ttl: None,
+            cnames: Vec::new(),
+            error: None,
+            ms: 0,
+        };
+    }
     let name = format!("{}.", host.name.trim_end_matches('.'));
     let query = |rtype| {
         let name = name.clone();

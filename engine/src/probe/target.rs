@@ -20,6 +20,93 @@ pub struct Target {
     pub vpce_dns_names: Vec<String>,
     /// Private custom domain for `customDomain` access.
     pub domain_name: Option<String>,
+    /// The URL the workload really calls, when checked as given instead of built from `access`.
+    pub invoke_url: Option<InvokeUrl>,
+}
+
+/// A URL exactly as a workload calls it (`--invoke-url`), with the two headers that decide which
+/// API a vpce hostname reaches. It is probed as given, so a wrong URL (the article's "check the
+/// invoke URL" step) shows up as the failure it really causes, and the diagnosis names the fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvokeUrl {
+    /// Host name (or IP literal) of the URL.
+    pub host: String,
+    /// Port given in the URL.
+    pub port: Option<u16>,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    /// `Host` header sent instead of the URL's host, if the workload sets one.
+    pub host_header: Option<String>,
+    /// `x-apigw-api-id` header, if the workload sets one.
+    pub api_id_header: Option<String>,
+}
+
+/// Longest invoke URL accepted.
+const MAX_URL_LEN: usize = 2048;
+
+impl InvokeUrl {
+    /// Parses an `https://` URL without credentials or fragment; the error says what is wrong.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.len() > MAX_URL_LEN {
+            return Err(format!("is longer than {MAX_URL_LEN} characters"));
+        }
+        let Some((_, rest)) = url.split_once("://") else {
+            return Err(format!("{url:?} is not an absolute URL (expected https://HOST/STAGE/PATH)"));
+        };
+        if rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@')) {
+            // Never echo it: the user part may be a password.
+            return Err("the URL contains credentials (user:password@); pass it without them".into());
+        }
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        match uri.scheme_str() {
+            Some("https") => {}
+            Some(other) => {
+                return Err(format!("{url:?} uses {other}://; private APIs are only served over https://"));
+            }
+            None => return Err(format!("{url:?} is not an absolute URL (expected https://HOST/STAGE/PATH)")),
+        }
+        let authority = uri.authority().ok_or_else(|| format!("{url:?} has no host"))?;
+        if url.contains('#') {
+            return Err(format!("{url:?} has a fragment (#…), which is never sent; remove it"));
+        }
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(format!("{url:?} has an empty host"));
+        }
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let path = if path.is_empty() { "/".to_owned() } else { path };
+        Ok(Self { host, port: authority.port_u16(), path, host_header: None, api_id_header: None })
+    }
+
+    /// Adds a `Name: value` header; only `Host` and `x-apigw-api-id` change where API Gateway
+    /// routes the call, so only those are accepted.
+    pub fn with_header(mut self, header: &str) -> Result<Self, String> {
+        let Some((name, value)) = header.split_once(':') else {
+            return Err("a header must be of the form 'Name: value'".into());
+        };
+        let name = name.trim().to_ascii_lowercase();
+        if name != "host" && name != "x-apigw-api-id" {
+            // The value is not echoed: it may be a credential (Authorization, x-api-key).
+            return Err(format!(
+                "header {name:?} is not supported: only Host and x-apigw-api-id decide which API is reached"
+            ));
+        }
+        let value = value.trim();
+        if value.is_empty() || value.len() > 253 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("header {header:?} has an empty or invalid value"));
+        }
+        if name == "host" {
+            self.host_header = Some(value.to_ascii_lowercase());
+        } else {
+            self.api_id_header = Some(value.to_owned());
+        }
+        Ok(self)
+    }
+
+    /// Whether the host is one of an interface endpoint's own DNS names.
+    pub fn is_vpce_host(&self) -> bool {
+        self.host.ends_with(".vpce.amazonaws.com")
+    }
 }
 
 /// The role a hostname plays.
@@ -36,6 +123,8 @@ pub enum HostRole {
     EndpointZonal,
     /// The private custom domain.
     CustomDomain,
+    /// The host of a URL checked as given that is none of the above (an IP, an own CNAME).
+    InvokeUrl,
 }
 
 /// A name the probe resolves, and why.
@@ -99,6 +188,16 @@ impl Target {
         if let Some(domain) = &self.domain_name {
             hosts.push(Host { name: domain.clone(), role: HostRole::CustomDomain });
         }
+        if let Some(url) = &self.invoke_url
+            && !hosts.iter().any(|h| h.name == url.host)
+        {
+            let role = if url.is_vpce_host() {
+                if is_zonal_vpce_name(&url.host) { HostRole::EndpointZonal } else { HostRole::EndpointRegional }
+            } else {
+                HostRole::InvokeUrl
+            };
+            hosts.push(Host { name: url.host.clone(), role });
+        }
         hosts
     }
 
@@ -108,6 +207,40 @@ impl Target {
             AccessMode::CustomDomain => self.path.clone(),
             _ if self.path == "/" => format!("/{}/", self.stage),
             _ => format!("/{}{}", self.stage, self.path),
+        }
+    }
+
+    /// The plan for a URL checked as given, and the access mode it amounts to.
+    pub fn plan_for_url(&self, url: &InvokeUrl, default_port: u16) -> InvokePlan {
+        let api_host = self.api_host();
+        let port = url.port.unwrap_or(default_port);
+        let authority = if port == 443 { url.host.clone() } else { format!("{}:{port}", url.host) };
+        let host_header = url.host_header.clone().unwrap_or_else(|| authority.clone());
+        let header_host = host_header.split(':').next().unwrap_or_default();
+        let access = if url.api_id_header.is_some() {
+            AccessMode::ApiIdHeader
+        } else if header_host == api_host && url.host != api_host {
+            AccessMode::EndpointHost
+        } else if url.host == api_host {
+            AccessMode::PrivateDns
+        } else if url.host == self.alias_host() {
+            AccessMode::EndpointAlias
+        } else if url.is_vpce_host() {
+            // A vpce name without Host/x-apigw-api-id: what the workload does, and why it fails.
+            AccessMode::EndpointHost
+        } else {
+            AccessMode::CustomDomain
+        };
+        let ip_host = url.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_ipv6());
+        let url_authority =
+            if ip_host { authority.replacen(&url.host, &format!("[{}]", url.host), 1) } else { authority };
+        InvokePlan {
+            access,
+            connect_host: url.host.clone(),
+            url: format!("https://{url_authority}{}", url.path),
+            request_path: url.path.clone(),
+            host_header,
+            api_id_header: url.api_id_header.clone(),
         }
     }
 
@@ -174,6 +307,7 @@ mod tests {
                 "vpce-0123456789abcdef0-abcdefgh-us-east-1a.execute-api.us-east-1.vpce.amazonaws.com".into(),
             ],
             domain_name: Some("api.internal.example.com".into()),
+            invoke_url: None,
         }
     }
 
@@ -239,5 +373,81 @@ mod tests {
         );
         assert!(!is_zonal_vpce_name("vpce-0123-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com"));
         assert!(is_zonal_vpce_name("vpce-0123-abcdefgh-us-east-1a.execute-api.us-east-1.vpce.amazonaws.com"));
+    }
+
+    #[test]
+    fn urls_as_given_amount_to_an_access_mode() {
+        let t = target();
+        let vpce = "vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com";
+        let api = "abcde12345.execute-api.us-east-1.amazonaws.com";
+        let alias = "abcde12345-vpce-0123456789abcdef0.execute-api.us-east-1.amazonaws.com";
+        // (url, headers, mode, Host header sent, x-apigw-api-id sent)
+        type Case<'a> = (String, &'a [&'a str], AccessMode, &'a str, Option<&'a str>);
+        let cases: [Case; 7] = [
+            (format!("https://{vpce}/prod/health"), &[], AccessMode::EndpointHost, vpce, None),
+            (format!("https://{vpce}/prod/health"), &[&format!("Host: {api}")], AccessMode::EndpointHost, api, None),
+            (
+                format!("https://{vpce}/prod/health"),
+                &["x-apigw-api-id: abcde12345"],
+                AccessMode::ApiIdHeader,
+                vpce,
+                Some("abcde12345"),
+            ),
+            (format!("https://{api}/prod/health"), &[], AccessMode::PrivateDns, api, None),
+            (format!("https://{alias}/prod/health?x=1"), &[], AccessMode::EndpointAlias, alias, None),
+            ("https://api.example.internal/v1".into(), &[], AccessMode::CustomDomain, "api.example.internal", None),
+            ("https://10.0.1.10/prod/health".into(), &[], AccessMode::CustomDomain, "10.0.1.10", None),
+        ];
+        for (url, headers, mode, host, id) in cases {
+            let mut parsed = InvokeUrl::parse(&url).unwrap();
+            for h in headers {
+                parsed = parsed.with_header(h).unwrap();
+            }
+            let t = Target { invoke_url: Some(parsed.clone()), ..t.clone() };
+            let plan = t.plan_for_url(&parsed, 443);
+            assert_eq!(
+                (plan.access, plan.host_header.as_str(), plan.api_id_header.as_deref()),
+                (mode, host, id),
+                "{url}"
+            );
+            assert_eq!(plan.url, url);
+            assert!(t.hosts().iter().any(|h| h.name == parsed.host), "{url}: its host is resolved");
+        }
+        let ip = InvokeUrl::parse("https://10.0.1.10/x").unwrap();
+        let t = Target { invoke_url: Some(ip), ..target() };
+        assert_eq!(t.hosts().last().map(|h| h.role), Some(HostRole::InvokeUrl));
+        let port = InvokeUrl::parse(&format!("https://{vpce}:8443/prod/")).unwrap();
+        assert_eq!(t.plan_for_url(&port, 443).host_header, format!("{vpce}:8443"));
+        let v6 = InvokeUrl::parse("https://[fd00::1]/prod/").unwrap();
+        assert_eq!(v6.host, "fd00::1");
+        assert_eq!(t.plan_for_url(&v6, 443).url, "https://[fd00::1]/prod/");
+    }
+
+    #[test]
+    fn bad_invoke_urls_and_headers_are_named() {
+        let cases = [
+            ("http://abcde12345.execute-api.us-east-1.amazonaws.com/prod", "https://"),
+            ("abcde12345.execute-api.us-east-1.amazonaws.com/prod", "absolute"),
+            ("https://user:secret@host.example/prod", "credentials"),
+            ("https://host.example/prod#frag", "fragment"),
+            ("https://", "not a URL"),
+            ("https://exa mple.com/", "not a URL"),
+        ];
+        for (url, want) in cases {
+            let err = InvokeUrl::parse(url).unwrap_err();
+            assert!(err.contains(want), "{url}: {err}");
+            assert!(!err.contains("secret"), "{err}");
+        }
+        assert!(InvokeUrl::parse(&format!("https://h.example/{}", "a".repeat(3000))).unwrap_err().contains("longer"));
+        let u = InvokeUrl::parse("https://h.example/").unwrap();
+        for (h, want) in [
+            ("Host abcde", "Name: value"),
+            ("Authorization: Bearer secret", "not supported"),
+            ("Host:", "empty or invalid"),
+            ("Host: a b", "empty or invalid"),
+        ] {
+            let err = u.clone().with_header(h).unwrap_err();
+            assert!(err.contains(want) && !err.contains("secret"), "{h}: {err}");
+        }
     }
 }
