@@ -80,6 +80,31 @@ pub fn account_id(value: &str) -> Result<String, InvalidValue> {
     check(ok, "account id", value, "12 digits")
 }
 
+/// `^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$`
+pub fn role_arn(value: &str) -> Result<String, InvalidValue> {
+    let ok = (|| {
+        let rest = value.strip_prefix("arn:aws")?;
+        let (partition_tail, rest) = rest.split_once(":iam::")?;
+        let (account, name) = rest.split_once(":role/")?;
+        // `\w` as the apiserver (Go regexp) reads it: ASCII only.
+        let name_ok = (1..=512).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@/-".contains(&b));
+        Some(
+            partition_tail.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && name_ok,
+        )
+    })()
+    .unwrap_or(false);
+    check(ok, "role ARN", value, "arn:aws:iam::ACCOUNT:role/NAME, e.g. arn:aws:iam::123456789012:role/pvtapi-reader")
+}
+
+/// The account of a role ARN accepted by [`role_arn`].
+pub fn role_account(role_arn: &str) -> Option<&str> {
+    role_arn.split(':').nth(4)
+}
+
 /// A DNS hostname: labels of letters, digits and '-', dot-separated, at most 253 characters.
 pub fn hostname(value: &str) -> Result<String, InvalidValue> {
     let v = value.strip_suffix('.').unwrap_or(value);
@@ -101,19 +126,27 @@ mod tests {
     use kube::CustomResourceExt;
 
     /// The pattern the CRD declares at `path` (e.g. `spec.api.id`).
-    fn crd_pattern(path: &[&str]) -> regex::Regex {
+    fn crd_pattern(path: &[&str]) -> regex::bytes::Regex {
         let crd = serde_json::to_value(crate::PrivateApiConnectivityCheck::crd()).unwrap();
         let mut node = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
         for p in path {
             node = &node["properties"][p];
         }
-        regex::Regex::new(node["pattern"].as_str().unwrap_or_else(|| panic!("no pattern at {path:?}"))).unwrap()
+        // Go's regexp (the apiserver's) treats `\w` and `\d` as ASCII: so does this.
+        regex::bytes::RegexBuilder::new(node["pattern"].as_str().unwrap_or_else(|| panic!("no pattern at {path:?}")))
+            .unicode(false)
+            .build()
+            .unwrap()
     }
 
     fn agree(path: &[&str], validator: fn(&str) -> Result<String, InvalidValue>, samples: &[&str]) {
         let re = crd_pattern(path);
         for s in samples {
-            assert_eq!(re.is_match(s), validator(s).is_ok(), "{path:?}: CRD pattern and validator disagree on {s:?}");
+            assert_eq!(
+                re.is_match(s.as_bytes()),
+                validator(s).is_ok(),
+                "{path:?}: CRD pattern and validator disagree on {s:?}"
+            );
         }
     }
 
@@ -161,6 +194,25 @@ mod tests {
             account_id,
             &["123456789012", "12345678901", "1234567890123", "12345678901a"],
         );
+        agree(
+            &["spec", "aws", "apiRoleArn"],
+            role_arn,
+            &[
+                "arn:aws:iam::123456789012:role/pvtapi-reader",
+                "arn:aws-cn:iam::123456789012:role/path/to/r_1+=,.@-",
+                "arn:aws-us-gov:iam::123456789012:role/r",
+                "arn:aws:iam::123456789012:role/",
+                "arn:aws:iam::12345678901:role/r",
+                "arn:aws:iam::123456789012:user/r",
+                "arn:aws:sts::123456789012:role/r",
+                "arn:AWS:iam::123456789012:role/r",
+                "arn:aws:iam::123456789012:role/a b",
+                "arn:aws:iam::123456789012:role/r:x",
+                "arn:aws:iam:us-east-1:123456789012:role/r",
+                "arn:aws:iam::123456789012:role/rôle",
+            ],
+        );
+        assert_eq!(role_account("arn:aws:iam::123456789012:role/r"), Some("123456789012"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use anstyle::{AnsiColor, Style};
 use clap::{Args, ValueEnum};
-use pvtapi_crds::{AccessMode, RootCause};
+use pvtapi_crds::{AccessMode, RootCause, validate};
 use pvtapi_engine::aws::{AwsFacts, InspectRequest, Inspector, SdkOptions};
 use pvtapi_engine::cli::TargetArgs;
 use pvtapi_engine::diagnosis::{AreaStatus, Diagnosis, diagnose};
@@ -33,6 +33,13 @@ pub struct CheckArgs {
     /// Skip the AWS inspection (no credentials needed; network-level causes only).
     #[arg(long)]
     no_aws: bool,
+    /// The 12-digit account that owns the API, when it is not the endpoint's (cross-account).
+    #[arg(long, value_parser = validate::account_id)]
+    api_account_id: Option<String>,
+    /// Role in the API's account to assume for reading the API, its stage and logs
+    /// (cross-account; the endpoint, VPC and security groups are read with your own credentials).
+    #[arg(long, value_parser = validate::role_arn, conflicts_with = "no_aws")]
+    api_role_arn: Option<String>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -60,7 +67,8 @@ enum ColorChoice {
 #[serde(rename_all = "camelCase")]
 struct CheckOutput<'a> {
     diagnosis: &'a Diagnosis,
-    probe: &'a ProbeReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    probe: Option<&'a ProbeReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aws: Option<&'a AwsFacts>,
 }
@@ -85,6 +93,15 @@ pub async fn run(args: CheckArgs) -> u8 {
 
     let t = input.target.clone();
     let custom_domain = (input.access == AccessMode::CustomDomain).then(|| t.domain_name.clone()).flatten();
+    let role_account = args.api_role_arn.as_deref().and_then(validate::role_account).map(str::to_owned);
+    if let (Some(given), Some(role)) = (&args.api_account_id, &role_account)
+        && given != role
+    {
+        spinner.finish_and_clear();
+        eprintln!("error: --api-account-id {given} differs from the account of --api-role-arn ({role})");
+        return 2;
+    }
+    let api_account_id = args.api_account_id.clone().or(role_account);
     let request = |request_id: Option<String>| InspectRequest {
         api_id: t.api_id.clone(),
         stage: t.stage.clone(),
@@ -96,6 +113,7 @@ pub async fn run(args: CheckArgs) -> u8 {
         request_time: Some(SystemTime::now()),
         include_deployment: false,
         custom_domain: custom_domain.clone(),
+        api_account_id: api_account_id.clone(),
     };
     let inspector = if args.no_aws {
         None
@@ -108,7 +126,11 @@ pub async fn run(args: CheckArgs) -> u8 {
             ..Default::default()
         };
         let config = pvtapi_engine::aws::load_sdk_config(&options).await;
-        Some(Inspector::new(&config, Duration::from_secs(300)))
+        let api_config = match &args.api_role_arn {
+            Some(role) => pvtapi_engine::aws::assume_role(&config, role).await,
+            None => config.clone(),
+        };
+        Some(Inspector::cross_account(&config, &api_config, Duration::from_secs(300), None))
     };
     let mut facts = match &inspector {
         Some(i) => Some(i.inspect(&request(None)).await),
@@ -141,6 +163,13 @@ pub async fn run(args: CheckArgs) -> u8 {
         Err(err) => {
             spinner.finish_and_clear();
             eprintln!("error: the probe could not run: {err}");
+            if !matches!(args.output, Output::Table) {
+                let d = pvtapi_engine::diagnosis::probe_failed(&err.to_string());
+                let out = CheckOutput { diagnosis: &d, probe: None, aws: facts.as_ref() };
+                if let Some(text) = render(&out, args.output) {
+                    println!("{text}");
+                }
+            }
             return 2;
         }
     };
@@ -155,20 +184,25 @@ pub async fn run(args: CheckArgs) -> u8 {
     spinner.finish_and_clear();
 
     let diagnosis = diagnose(&report, facts.as_ref());
-    let out = CheckOutput { diagnosis: &diagnosis, probe: &report, aws: facts.as_ref() };
+    let out = CheckOutput { diagnosis: &diagnosis, probe: Some(&report), aws: facts.as_ref() };
     let printed = match args.output {
-        Output::Json => serde_json::to_string_pretty(&out).map_err(|e| e.to_string()),
-        Output::Yaml => serde_norway::to_string(&out).map_err(|e| e.to_string()),
-        Output::Table => Ok(table(&diagnosis, &report, use_color(args.color))),
+        Output::Table => Some(table(&diagnosis, &report, use_color(args.color))),
+        structured => render(&out, structured),
     };
     match printed {
-        Ok(text) => println!("{}", text.trim_end()),
-        Err(err) => {
-            eprintln!("error: cannot render the output: {err}");
-            return 2;
-        }
+        Some(text) => println!("{}", text.trim_end()),
+        None => return 2,
     }
     if diagnosis.root_cause == RootCause::Healthy { 0 } else { 1 }
+}
+
+/// `-o json|yaml`; `None` (after saying why on stderr) if it cannot be rendered.
+fn render(out: &CheckOutput<'_>, format: Output) -> Option<String> {
+    let text = match format {
+        Output::Yaml => serde_norway::to_string(out).map_err(|e| e.to_string()),
+        _ => serde_json::to_string_pretty(out).map_err(|e| e.to_string()),
+    };
+    text.map_err(|err| eprintln!("error: cannot render the output: {err}")).ok()
 }
 
 fn use_color(choice: ColorChoice) -> bool {

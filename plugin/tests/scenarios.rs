@@ -34,6 +34,12 @@ struct Scenario {
     invoke_url: Option<String>,
     #[serde(default)]
     headers: Vec<String>,
+    /// The account owning the API (created through an assumed role; the endpoint stays in
+    /// moto's default account 123456789012).
+    api_account: Option<String>,
+    /// Pass `--api-role-arn` so the check can read the API in `apiAccount` (default true).
+    #[serde(default = "yes")]
+    read_api_with_role: bool,
     expect: Expect,
 }
 
@@ -70,6 +76,8 @@ struct Expect {
     evidence: Vec<String>,
     #[serde(default)]
     remediation: Vec<String>,
+    #[serde(default)]
+    unchecked: Vec<String>,
 }
 
 /// The AWS side: the shared testkit world with the scenario's policies and endpoint group rule.
@@ -79,7 +87,16 @@ async fn aws_world(moto: &Moto, s: &Scenario) -> String {
         endpoint_policy: s.endpoint_policy.clone(),
         endpoint_allows_443_from_client: s.endpoint_allows443_from_client,
     };
-    world::build(&moto.sdk_config("us-east-1").await, &spec).await.vpce
+    let config = moto.sdk_config("us-east-1").await;
+    let api_config = match &s.api_account {
+        Some(account) => pvtapi_engine::aws::assume_role(&config, &role_in(account)).await,
+        None => config.clone(),
+    };
+    world::build_cross_account(&config, &api_config, &spec).await.vpce
+}
+
+fn role_in(account: &str) -> String {
+    format!("arn:aws:iam::{account}:role/pvtapi-reader")
 }
 
 async fn run_scenario(path: &Path) -> Result<(), String> {
@@ -119,6 +136,9 @@ async fn run_scenario(path: &Path) -> Result<(), String> {
         None => {
             cmd.args(["--access", "private-dns"]);
         }
+    }
+    if let Some(account) = s.api_account.as_deref().filter(|_| s.read_api_with_role) {
+        cmd.args(["--api-role-arn", &role_in(account)]);
     }
     cmd.args(["--vpce", &vpce, "--nameserver", &dns.addr().to_string(), "--source-ip", CLIENT_IP])
         .args([
@@ -196,7 +216,9 @@ fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str, vpce
     if out.status.code() != Some(want_code) {
         problems.push(format!("exit code {:?}, expected {want_code}", out.status.code()));
     }
-    for (field, wanted) in [("evidence", &s.expect.evidence), ("remediation", &s.expect.remediation)] {
+    for (field, wanted) in
+        [("evidence", &s.expect.evidence), ("remediation", &s.expect.remediation), ("unchecked", &s.expect.unchecked)]
+    {
         let text = d[field].to_string();
         for w in wanted {
             let w = w.replace("VPCE_HOST", vpce_host).replace("VPCE", vpce);

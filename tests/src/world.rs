@@ -47,10 +47,24 @@ fn fail<T>(what: &str) -> impl FnOnce(T) -> String {
 
 /// Builds the world; panics naming the call that failed (a fixture must not half-exist).
 pub async fn build(config: &aws_config::SdkConfig, spec: &WorldSpec) -> World {
-    build_inner(config, spec).await.unwrap_or_else(|call| panic!("building the moto world: {call} failed"))
+    build_cross_account(config, config, spec).await
 }
 
-async fn build_inner(config: &aws_config::SdkConfig, spec: &WorldSpec) -> Result<World, String> {
+/// As [`build`], with the REST API created through `api` — e.g. a role assumed in another
+/// account (moto keeps each account's resources apart), the article's cross-account setup.
+pub async fn build_cross_account(
+    config: &aws_config::SdkConfig,
+    api: &aws_config::SdkConfig,
+    spec: &WorldSpec,
+) -> World {
+    build_inner(config, api, spec).await.unwrap_or_else(|call| panic!("building the moto world: {call} failed"))
+}
+
+async fn build_inner(
+    config: &aws_config::SdkConfig,
+    api_config: &aws_config::SdkConfig,
+    spec: &WorldSpec,
+) -> Result<World, String> {
     let ec2 = aws_sdk_ec2::Client::new(config);
     let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.map_err(fail("CreateVpc"))?;
     let vpc = vpc.vpc.and_then(|v| v.vpc_id).ok_or("CreateVpc id")?;
@@ -103,7 +117,7 @@ async fn build_inner(config: &aws_config::SdkConfig, spec: &WorldSpec) -> Result
         .and_then(|e| e.vpc_endpoint_id)
         .ok_or("CreateVpcEndpoint id")?;
 
-    let apigw = aws_sdk_apigateway::Client::new(config);
+    let apigw = aws_sdk_apigateway::Client::new(api_config);
     apigw
         .create_rest_api()
         .name("orders")

@@ -187,6 +187,7 @@ fn request(world: &World, with_log: bool) -> InspectRequest {
         request_time: None,
         include_deployment: with_log,
         custom_domain: None,
+        api_account_id: None,
     }
 }
 
@@ -394,6 +395,7 @@ async fn missing_resources_are_facts_not_errors() {
             request_time: None,
             include_deployment: true,
             custom_domain: None,
+            api_account_id: None,
         })
         .await;
     assert!(facts.api.is_not_found(), "{:?}", facts.api);
@@ -472,6 +474,7 @@ async fn a_missing_permission_is_named_and_does_not_abort_the_inspection() {
             request_time: None,
             include_deployment: false,
             custom_domain: None,
+            api_account_id: None,
         })
         .await;
     assert!(facts.endpoint.known().is_some(), "{:?}", facts.endpoint);

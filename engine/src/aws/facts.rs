@@ -244,6 +244,10 @@ pub struct BasePathMapping {
 #[serde(rename_all = "camelCase")]
 pub struct AwsFacts {
     pub region: String,
+    /// The account that owns the API, when the check says so (spec or role); `None` means the
+    /// endpoint's account is assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_account_id: Option<String>,
     pub api: Fact<ApiFacts>,
     pub stage: Fact<StageFacts>,
     pub deployment: Fact<DeploymentFacts>,

@@ -41,6 +41,9 @@ pub struct InspectRequest {
     pub include_deployment: bool,
     /// The private custom domain to read, for `access: customDomain`.
     pub custom_domain: Option<String>,
+    /// The 12-digit account that owns the API, when known (`spec.api.accountId`, or the account
+    /// of `spec.aws.apiRoleArn`); the diagnosis builds execute-api ARNs with it.
+    pub api_account_id: Option<String>,
 }
 
 /// How far back the execution-log search reaches.
@@ -141,9 +144,22 @@ impl Inspector {
         ttl: Duration,
         interceptor: Option<super::CallRecorder>,
     ) -> Inspector {
-        let mut apigw = aws_sdk_apigateway::config::Builder::from(config);
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(config);
-        let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(config);
+        Inspector::cross_account(config, config, ttl, interceptor)
+    }
+
+    /// For an API owned by another account: `network` (the workload's account) reads the
+    /// endpoint, VPC, ENIs, security groups and NACLs; `api` (usually an assumed role in the
+    /// API's account, see [`super::assume_role`]) reads the API, stage, methods, domains and logs.
+    pub fn cross_account(
+        network: &aws_config::SdkConfig,
+        api: &aws_config::SdkConfig,
+        ttl: Duration,
+        interceptor: Option<super::CallRecorder>,
+    ) -> Inspector {
+        let config = network;
+        let mut apigw = aws_sdk_apigateway::config::Builder::from(api);
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(network);
+        let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(api);
         if let Some(i) = interceptor {
             apigw = apigw.interceptor(i.clone());
             ec2 = ec2.interceptor(i.clone());
@@ -226,6 +242,7 @@ impl Inspector {
         );
         let mut facts = AwsFacts {
             region: self.region.clone(),
+            api_account_id: req.api_account_id.clone(),
             api,
             stage,
             deployment,

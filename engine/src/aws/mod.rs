@@ -52,6 +52,20 @@ pub async fn load_sdk_config(options: &SdkOptions) -> SdkConfig {
     loader.load().await
 }
 
+/// The configuration of `role_arn` assumed from `base` (STS AssumeRole, refreshed before expiry),
+/// for reading an API owned by another account. Failures to assume surface on each call that
+/// uses it, as `Unknown` facts naming the error.
+pub async fn assume_role(base: &SdkConfig, role_arn: &str) -> SdkConfig {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("pvtapi-inspect")
+        .configure(base)
+        .build()
+        .await;
+    base.to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+        .build()
+}
+
 pub mod facts;
 pub mod inspect;
 

@@ -211,6 +211,19 @@ pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
             "AWS facts: inspection off or no credentials; policies, security groups and NACLs were not checked".into(),
         ],
     };
+    if let Some(f) = facts
+        && f.api.is_not_found()
+        && api_answered(probe)
+    {
+        let whose = api_account(probe, facts)
+            .filter(|(_, how)| *how != "assumed: the endpoint's account")
+            .map(|(a, how)| format!(" (account {a}, {how})"))
+            .unwrap_or_default();
+        unchecked.push(format!(
+            "api: GetRestApi cannot see {} from the inspected account, but API Gateway answered for it{whose}: it is owned by another account; read it with --api-role-arn (spec.aws.apiRoleArn) to check its policy and stage",
+            probe.target.api_id
+        ));
+    }
     unchecked.sort();
     let f = found.unwrap_or_else(|| Finding {
         cause: RootCause::Healthy,
@@ -322,7 +335,7 @@ fn endpoint_and_api_exist(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Opti
             );
         }
     }
-    if facts.api.is_not_found() {
+    if facts.api.is_not_found() && !api_answered(probe) {
         return finding(
             RootCause::ApiNotFound,
             format!("no REST API {} in {}", t.api_id, t.region),
@@ -331,6 +344,55 @@ fn endpoint_and_api_exist(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Opti
         );
     }
     None
+}
+
+/// Did API Gateway answer *for this API* (an expected status, or an error naming its ARN)? Then
+/// the API exists, even if GetRestApi cannot see it from the inspected account.
+fn api_answered(probe: &ProbeReport) -> bool {
+    probe.invoke.as_ref().is_some_and(|i| {
+        i.class == InvokeClass::Ok
+            || i.message.as_deref().is_some_and(|m| m.contains(&format!(":{}/", probe.target.api_id)))
+    })
+}
+
+/// The account in the first `arn:…:execute-api:{region}:{account}:…` of an error message.
+pub fn account_in_message(message: &str) -> Option<String> {
+    let start = message.find("arn:")?;
+    let account = message[start..].split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_owned())
+}
+
+/// The API's account and how we know it: the check's own statement, the ARN API Gateway put in
+/// its answer, or (same-account, the norm) the endpoint's owner.
+fn api_account(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<(String, &'static str)> {
+    if let Some(a) = facts.and_then(|f| f.api_account_id.clone()) {
+        return Some((a, "as configured"));
+    }
+    if let Some(a) = probe.invoke.as_ref().and_then(|i| i.message.as_deref()).and_then(account_in_message) {
+        return Some((a, "from the ARN in API Gateway's answer"));
+    }
+    let owner = facts.and_then(|f| f.endpoint.known()).and_then(|e| e.owner_id.clone())?;
+    Some((owner, "assumed: the endpoint's account"))
+}
+
+/// `(endpoint owner, API account)` when they differ: the article's cross-account case.
+fn cross_account(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<(String, String)> {
+    let owner = facts?.endpoint.known()?.owner_id.clone()?;
+    let (api, _) = api_account(probe, facts)?;
+    (owner != api).then_some((owner, api))
+}
+
+/// Evidence and a fix step for a cross-account call, appended to policy findings.
+fn cross_account_notes(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<(String, String)> {
+    let (owner, api) = cross_account(probe, facts)?;
+    let t = &probe.target;
+    Some((
+        format!("cross-account: {} belongs to account {owner}, API {} to account {api}", t.vpce_id, t.api_id),
+        format!(
+            "Cross-account access is granted only by the API's resource policy (in account {api}): it must allow aws:SourceVpce = {} (or that endpoint's VPC id) from account {owner}; the endpoint and the API must be in the same region ({})",
+            t.vpce_id, t.region
+        ),
+    ))
 }
 
 fn dns(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
@@ -569,8 +631,35 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
         }
         // Policy answers: the stored policies say which layer and statement, when we have them.
         InvokeClass::ExplicitDeny | InvokeClass::AnonymousNotAuthorized => {
-            if let Some(f) = facts.and_then(|f| policy_finding(probe, f, &evidence)) {
+            let notes = cross_account_notes(probe, facts);
+            if let Some(mut f) = facts.and_then(|f| policy_finding(probe, f, &evidence)) {
+                if let Some((ev, fix)) = notes
+                    && f.cause != RootCause::EndpointPolicyDenied
+                {
+                    f.evidence.push(ev);
+                    f.remediation.insert(0, fix);
+                }
                 return Some(f);
+            }
+            if let Some((ev, fix)) = notes {
+                let cause = if invoke.class == InvokeClass::ExplicitDeny {
+                    RootCause::ResourcePolicyExplicitDeny
+                } else {
+                    RootCause::ResourcePolicyDenied
+                };
+                evidence.push(ev);
+                return finding(
+                    cause,
+                    format!("{}: HTTP {status} ({:?})", cause.meaning().trim_end_matches('.'), invoke.class),
+                    evidence,
+                    vec![
+                        fix,
+                        format!(
+                            "then redeploy: aws apigateway create-deployment --rest-api-id {} --stage-name {}",
+                            probe.target.api_id, probe.target.stage
+                        ),
+                    ],
+                );
             }
             if invoke.class == InvokeClass::ExplicitDeny {
                 RootCause::ResourcePolicyExplicitDeny
@@ -646,8 +735,7 @@ fn policy_finding(probe: &ProbeReport, facts: &AwsFacts, live: &[String]) -> Opt
     };
     let resource = PolicyDocument::parse(policy_text).ok()?;
     let endpoint_policy = endpoint.and_then(|e| e.policy.as_deref()).and_then(|p| PolicyDocument::parse(p).ok());
-    // The API's account: the endpoint owner when the spec does not say (same-account is the norm).
-    let account = endpoint.and_then(|e| e.owner_id.clone()).unwrap_or_else(|| "000000000000".into());
+    let account = api_account(probe, Some(facts)).map_or_else(|| "000000000000".to_owned(), |(a, _)| a);
     let api_ref = ApiRef::new(&t.region, account, &t.api_id);
     let arn = execute_api_arn(&api_ref, &t.stage, &t.method, &t.path);
     let mut request = RequestContext::new(CallerPrincipal::Anonymous, arn.clone())

@@ -99,6 +99,7 @@ fn skipped<T>() -> Fact<T> {
 fn facts() -> AwsFacts {
     AwsFacts {
         region: "us-east-1".into(),
+        api_account_id: None,
         api: Fact::Known {
             value: ApiFacts {
                 id: "abcde12345".into(),
@@ -193,7 +194,8 @@ fn root_causes() {
 
     let mut f = facts();
     f.api = Fact::NotFound { detail: "x".into() };
-    cases.push(("api missing", healthy(), Some(f), RootCause::ApiNotFound));
+    cases.push(("api missing", answered(InvokeClass::Forbidden, 403), Some(f.clone()), RootCause::ApiNotFound));
+    cases.push(("api not visible here but answering", healthy(), Some(f), RootCause::Healthy));
 
     let mut public = healthy();
     public.dns[0].addresses = vec![addr("52.94.1.1", AddressClass::Public)];
@@ -456,6 +458,64 @@ fn the_denying_statement_is_named() {
     assert_eq!(d.root_cause, RootCause::ResourcePolicyExplicitDeny);
     assert!(d.summary.contains("OnlyFromOther"), "{}", d.summary);
     assert!(d.remediation.iter().any(|r| r.contains("create-deployment")), "{:?}", d.remediation);
+}
+
+#[test]
+fn cross_account_calls_are_named_as_such() {
+    let msg = "User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:444455556666:abcde12345/prod/GET/health";
+    assert_eq!(super::account_in_message(msg).as_deref(), Some("444455556666"));
+    assert_eq!(super::account_in_message("arn:aws:execute-api:us-east-1:12:x/y"), None);
+    assert_eq!(super::account_in_message("Forbidden"), None);
+
+    let owned_by = |f: &mut AwsFacts, owner: &str| {
+        if let Fact::Known { value } = &mut f.endpoint {
+            value.owner_id = Some(owner.into());
+        }
+    };
+    // The API lives in another account the inspector cannot see; API Gateway's answer names it.
+    let mut denied = answered(InvokeClass::AnonymousNotAuthorized, 403);
+    denied.invoke.as_mut().unwrap().message = Some(msg.into());
+    let mut invisible = facts();
+    invisible.api = Fact::NotFound { detail: "Invalid API identifier specified".into() };
+    owned_by(&mut invisible, "111122223333");
+    let d = diagnose(&denied, Some(&invisible));
+    assert_eq!(d.root_cause, RootCause::ResourcePolicyDenied, "{}", d.summary);
+    assert!(
+        d.evidence.iter().any(|e| e.contains("account 111122223333") && e.contains("account 444455556666")),
+        "{:?}",
+        d.evidence
+    );
+    assert!(d.remediation[0].contains("aws:SourceVpce = vpce-0123456789abcdef0"), "{:?}", d.remediation);
+    assert!(
+        d.unchecked.iter().any(|u| u.contains("--api-role-arn") && u.contains("444455556666")),
+        "{:?}",
+        d.unchecked
+    );
+
+    // Same, answered 200: the API exists, so it is not ApiNotFound.
+    let d = diagnose(&healthy(), Some(&invisible));
+    assert_eq!(d.root_cause, RootCause::Healthy, "{}", d.summary);
+
+    // Read through a role in the API's account: the stored policy allows only the API account's
+    // own endpoint, so this endpoint (another account) is implicitly denied.
+    let mut via_role = facts();
+    via_role.api_account_id = Some("444455556666".into());
+    owned_by(&mut via_role, "111122223333");
+    if let Fact::Known { value } = &mut via_role.api {
+        value.policy = Some(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-0fedcba9876543210"}}}]}"#.into());
+    }
+    let d = diagnose(&denied, Some(&via_role));
+    assert_eq!(d.root_cause, RootCause::ResourcePolicyDenied, "{}", d.summary);
+    assert!(d.remediation[0].starts_with("Cross-account access"), "{:?}", d.remediation);
+    assert!(
+        d.evidence.iter().any(|e| e.contains("arn:aws:execute-api:us-east-1:444455556666:abcde12345/prod/GET/health")),
+        "{:?}",
+        d.evidence
+    );
+
+    // Without facts nothing is claimed about accounts.
+    let d = diagnose(&denied, None);
+    assert!(!d.evidence.iter().any(|e| e.contains("cross-account")), "{:?}", d.evidence);
 }
 
 #[test]
