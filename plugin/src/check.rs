@@ -11,11 +11,10 @@ use std::time::{Duration, SystemTime};
 use anstyle::{AnsiColor, Style};
 use clap::{Args, ValueEnum};
 use pvtapi_crds::{AccessMode, RootCause, validate};
-use pvtapi_engine::aws::{AwsFacts, InspectRequest, Inspector, SdkOptions};
+use pvtapi_engine::aws::{InspectRequest, Inspector, SdkOptions};
 use pvtapi_engine::cli::TargetArgs;
-use pvtapi_engine::diagnosis::{AreaStatus, Diagnosis, diagnose};
+use pvtapi_engine::diagnosis::{AreaStatus, CheckReport, Diagnosis, diagnose};
 use pvtapi_engine::probe::ProbeReport;
-use serde::Serialize;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Exit status: 0 healthy, 1 a problem was found, 2 the tool could not do its job.\n\n\
@@ -60,17 +59,6 @@ enum ColorChoice {
     Auto,
     Always,
     Never,
-}
-
-/// `-o json|yaml`: the stable, documented shape.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CheckOutput<'a> {
-    diagnosis: &'a Diagnosis,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    probe: Option<&'a ProbeReport>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    aws: Option<&'a AwsFacts>,
 }
 
 /// Runs the check; returns the exit code.
@@ -165,7 +153,7 @@ pub async fn run(args: CheckArgs) -> u8 {
             eprintln!("error: the probe could not run: {err}");
             if !matches!(args.output, Output::Table) {
                 let d = pvtapi_engine::diagnosis::probe_failed(&err.to_string());
-                let out = CheckOutput { diagnosis: &d, probe: None, aws: facts.as_ref() };
+                let out = CheckReport::new(d, None, facts);
                 if let Some(text) = render(&out, args.output) {
                     println!("{text}");
                 }
@@ -184,20 +172,20 @@ pub async fn run(args: CheckArgs) -> u8 {
     spinner.finish_and_clear();
 
     let diagnosis = diagnose(&report, facts.as_ref());
-    let out = CheckOutput { diagnosis: &diagnosis, probe: Some(&report), aws: facts.as_ref() };
+    let code = if diagnosis.root_cause == RootCause::Healthy { 0 } else { 1 };
     let printed = match args.output {
         Output::Table => Some(table(&diagnosis, &report, use_color(args.color))),
-        structured => render(&out, structured),
+        structured => render(&CheckReport::new(diagnosis, Some(report), facts), structured),
     };
     match printed {
         Some(text) => println!("{}", text.trim_end()),
         None => return 2,
     }
-    if diagnosis.root_cause == RootCause::Healthy { 0 } else { 1 }
+    code
 }
 
 /// `-o json|yaml`; `None` (after saying why on stderr) if it cannot be rendered.
-fn render(out: &CheckOutput<'_>, format: Output) -> Option<String> {
+fn render(out: &CheckReport, format: Output) -> Option<String> {
     let text = match format {
         Output::Yaml => serde_norway::to_string(out).map_err(|e| e.to_string()),
         _ => serde_json::to_string_pretty(out).map_err(|e| e.to_string()),

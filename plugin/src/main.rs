@@ -17,7 +17,7 @@ use pvtapi_crds::RootCause;
     bin_name = "kubectl pvtapi",
     version,
     about,
-    after_help = "Examples:\n  kubectl pvtapi check --local --api-id abcde12345 --region us-east-1 --stage prod --vpce vpce-0123456789abcdef0\n  kubectl pvtapi explain SecurityGroupBlocked\n  kubectl pvtapi explain --all"
+    after_help = "Examples:\n  kubectl pvtapi check --local --api-id abcde12345 --region us-east-1 --stage prod --vpce vpce-0123456789abcdef0\n  kubectl pvtapi explain SecurityGroupBlocked\n  kubectl pvtapi explain --all\n  kubectl pvtapi schema > check-report.schema.json"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,6 +37,8 @@ enum Command {
         #[arg(long, conflicts_with = "code")]
         all: bool,
     },
+    /// Print the JSON Schema of `check -o json` (pvtapi.io/check-report/v1), for jq, alerts, CI.
+    Schema,
 }
 
 fn explain(code: RootCause) -> String {
@@ -73,6 +75,13 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Explain { code: None, all: false } => unreachable!("clap requires a code or --all"),
+        Command::Schema => {
+            print!("{}", pvtapi_engine::diagnosis::CheckReport::json_schema());
+            ExitCode::SUCCESS
+        }
+        Command::Explain { code: None, all: false } => {
+            eprintln!("error: give a root-cause code or --all");
+            ExitCode::from(2)
+        }
     }
 }

@@ -124,37 +124,52 @@ async fn run_scenario(path: &Path) -> Result<(), String> {
     let vpce_host = format!("{vpce}-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com");
     let dns =
         DnsServer::start(&Zone::new().with(Record::addr(API_HOST, api_ip)).with(Record::addr(&vpce_host, api_ip)));
-    let mut cmd = Command::new(BIN);
-    cmd.args(["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"]);
-    match &s.invoke_url {
-        Some(url) => {
-            cmd.args(["--invoke-url", &url.replace("VPCE_HOST", &vpce_host)]);
-            for h in &s.headers {
-                cmd.args(["--header", h]);
+    let build = |format: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "check",
+            "--local",
+            "--api-id",
+            API,
+            "--region",
+            "us-east-1",
+            "--stage",
+            "prod",
+            "--path",
+            "/health",
+        ]);
+        match &s.invoke_url {
+            Some(url) => {
+                cmd.args(["--invoke-url", &url.replace("VPCE_HOST", &vpce_host)]);
+                for h in &s.headers {
+                    cmd.args(["--header", h]);
+                }
+            }
+            None => {
+                cmd.args(["--access", "private-dns"]);
             }
         }
-        None => {
-            cmd.args(["--access", "private-dns"]);
+        if let Some(account) = s.api_account.as_deref().filter(|_| s.read_api_with_role) {
+            cmd.args(["--api-role-arn", &role_in(account)]);
         }
-    }
-    if let Some(account) = s.api_account.as_deref().filter(|_| s.read_api_with_role) {
-        cmd.args(["--api-role-arn", &role_in(account)]);
-    }
-    cmd.args(["--vpce", &vpce, "--nameserver", &dns.addr().to_string(), "--source-ip", CLIENT_IP])
-        .args([
-            "--ca-bundle",
-            ca.bundle_path().to_str().unwrap(),
-            "--port",
-            &front.addr().port().to_string(),
-            "--timeout",
-            "1",
-            "-o",
-            "json",
-        ])
-        .envs(moto.env())
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy");
-    let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
+        cmd.args(["--vpce", &vpce, "--nameserver", &dns.addr().to_string(), "--source-ip", CLIENT_IP])
+            .args([
+                "--ca-bundle",
+                ca.bundle_path().to_str().unwrap(),
+                "--port",
+                &front.addr().port().to_string(),
+                "--timeout",
+                "1",
+                "-o",
+                format,
+            ])
+            .envs(moto.env())
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy");
+        cmd
+    };
+    let out = tokio::task::block_in_place(|| build("json").output()).unwrap();
+    show(&s, || build("table"));
     judge(&s, path, &out, &vpce, &vpce_host)
 }
 
@@ -168,36 +183,57 @@ fn run_isolated(s: &Scenario, path: &Path) -> Result<(), String> {
         &Zone::new().with(Record::addr(API_HOST, Ipv4Addr::new(203, 0, 113, 10))),
     );
     let vpce = "vpce-0123456789abcdef0";
-    let mut cmd = ns.command(BIN);
-    cmd.args([
-        "check",
-        "--local",
-        "--no-aws",
-        "--api-id",
-        API,
-        "--region",
-        "us-east-1",
-        "--stage",
-        "prod",
-        "--path",
-        "/health",
-    ])
-    .args([
-        "--vpce",
-        vpce,
-        "--access",
-        "private-dns",
-        "--nameserver",
-        &dns.addr().to_string(),
-        "--timeout",
-        "1",
-        "-o",
-        "json",
-    ])
-    .env_remove("HTTPS_PROXY")
-    .env_remove("https_proxy");
-    let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
+    let build = |format: &str| {
+        let mut cmd = ns.command(BIN);
+        cmd.args([
+            "check",
+            "--local",
+            "--no-aws",
+            "--api-id",
+            API,
+            "--region",
+            "us-east-1",
+            "--stage",
+            "prod",
+            "--path",
+            "/health",
+        ])
+        .args([
+            "--vpce",
+            vpce,
+            "--access",
+            "private-dns",
+            "--nameserver",
+            &dns.addr().to_string(),
+            "--timeout",
+            "1",
+            "-o",
+            format,
+        ])
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy");
+        cmd
+    };
+    let out = tokio::task::block_in_place(|| build("json").output()).unwrap();
+    show(s, || build("table"));
     judge(s, path, &out, vpce, "")
+}
+
+/// With `PVTAPI_SHOW_REPORTS=1` (see `tests/demo.sh`), print the human report of each scenario.
+fn show(s: &Scenario, build: impl Fn() -> Command) {
+    if std::env::var_os("PVTAPI_SHOW_REPORTS").is_none() {
+        return;
+    }
+    let mut cmd = build();
+    cmd.args(["--color", "always"]);
+    let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
+    println!(
+        "\n━━━ {} ━━━ (exit {:?})\n{}{}",
+        s.name,
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str, vpce_host: &str) -> Result<(), String> {
@@ -206,6 +242,11 @@ fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str, vpce
         .map_err(|e| format!("{}: not JSON ({e}): {stdout} {}", s.name, String::from_utf8_lossy(&out.stderr)))?;
     let d = &json["diagnosis"];
     let mut problems = Vec::new();
+    let schema = report_schema();
+    for error in schema.iter_errors(&json) {
+        problems
+            .push(format!("output does not match docs/check-report.schema.json at {}: {error}", error.instance_path()));
+    }
     if d["rootCause"] != s.expect.root_cause.as_str() {
         problems.push(format!(
             "root cause {} (summary: {}), expected {}",
@@ -232,6 +273,12 @@ fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str, vpce
     } else {
         Err(format!("{} ({}):\n  {}", s.name, path.display(), problems.join("\n  ")))
     }
+}
+
+fn report_schema() -> jsonschema::Validator {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/check-report.schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    jsonschema::validator_for(&schema).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

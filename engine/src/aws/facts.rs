@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// One fact and how sure we are of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "status", rename_all = "camelCase")]
 pub enum Fact<T> {
     /// Read successfully.
@@ -61,7 +61,7 @@ impl<T> Fact<T> {
 }
 
 /// The REST API (`GetRestApi`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiFacts {
     pub id: String,
@@ -76,7 +76,7 @@ pub struct ApiFacts {
 }
 
 /// The stage (`GetStage`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StageFacts {
     pub name: String,
@@ -96,7 +96,7 @@ impl StageFacts {
 }
 
 /// The deployment the stage points at (`GetDeployment`): when the policy was last put into effect.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentFacts {
     pub id: String,
@@ -105,7 +105,7 @@ pub struct DeploymentFacts {
 }
 
 /// The method the check invokes (`GetResources` + `GetMethod`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MethodFacts {
     pub resource_path: String,
@@ -123,7 +123,7 @@ impl MethodFacts {
 }
 
 /// One DNS entry of an endpoint.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointDnsEntry {
     pub dns_name: String,
@@ -131,7 +131,7 @@ pub struct EndpointDnsEntry {
 }
 
 /// One network interface of the endpoint (one per subnet/AZ).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InterfaceFacts {
     pub id: String,
@@ -142,7 +142,7 @@ pub struct InterfaceFacts {
 }
 
 /// The interface VPC endpoint (`DescribeVpcEndpoints`, `DescribeNetworkInterfaces`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointFacts {
     pub id: String,
@@ -183,7 +183,7 @@ impl EndpointFacts {
 }
 
 /// The VPC's DNS attributes (`DescribeVpcAttribute`), needed for private DNS.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VpcDnsAttributes {
     pub vpc_id: String,
@@ -192,7 +192,7 @@ pub struct VpcDnsAttributes {
 }
 
 /// The client (probe pod) side: its network interface by private IP.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientFacts {
     pub ip: IpAddr,
@@ -200,7 +200,7 @@ pub struct ClientFacts {
 }
 
 /// The stage's execution log for the probe's request id.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum ExecutionLogLookup {
     /// Lines mentioning the request id were found (the request reached API Gateway).
@@ -213,7 +213,7 @@ pub enum ExecutionLogLookup {
 
 /// A private custom domain name (`GetDomainNames`/`GetDomainName`, its access associations and
 /// base path mappings), read when the check uses `access: customDomain`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CustomDomainFacts {
     pub domain_name: String,
@@ -230,7 +230,7 @@ pub struct CustomDomainFacts {
 }
 
 /// One base path of a custom domain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BasePathMapping {
     /// `(none)` for the root.
@@ -240,7 +240,7 @@ pub struct BasePathMapping {
 }
 
 /// Everything inspected for one check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AwsFacts {
     pub region: String,

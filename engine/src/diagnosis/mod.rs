@@ -17,7 +17,7 @@ use crate::probe::report::{DnsComparison, DnsOutcome, TlsOutcome};
 use crate::probe::target::HostRole;
 
 /// The one answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Diagnosis {
     pub root_cause: RootCause,
@@ -37,8 +37,43 @@ pub struct Diagnosis {
     pub advisories: Vec<AdvisoryFinding>,
 }
 
+/// Version of [`CheckReport`]'s shape; fields may be added within it, never renamed.
+pub const CHECK_REPORT_VERSION: &str = "pvtapi.io/check-report/v1";
+
+/// What `kubectl pvtapi check -o json|yaml` prints: the diagnosis first, then the evidence it was
+/// drawn from. Its JSON Schema is `docs/check-report.schema.json` (`kubectl pvtapi schema`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(title = "pvtapi check report", extend("$id" = "https://pvtapi.io/schemas/check-report/v1"))]
+pub struct CheckReport {
+    /// `pvtapi.io/check-report/v1`.
+    pub version: String,
+    /// The one root cause, its evidence and fix.
+    pub diagnosis: Diagnosis,
+    /// What the probe saw (absent when it could not run: `diagnosis.rootCause` is `ProbeFailed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeReport>,
+    /// The AWS facts read (absent with `--no-aws`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsFacts>,
+}
+
+impl CheckReport {
+    pub fn new(diagnosis: Diagnosis, probe: Option<ProbeReport>, aws: Option<AwsFacts>) -> Self {
+        CheckReport { version: CHECK_REPORT_VERSION.to_owned(), diagnosis, probe, aws }
+    }
+
+    /// The JSON Schema of the report, pretty-printed with a trailing newline.
+    pub fn json_schema() -> String {
+        let schema = schemars::schema_for!(CheckReport);
+        let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
 /// An advisory and what it is based on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AdvisoryFinding {
     pub advisory: Advisory,
@@ -107,7 +142,7 @@ pub fn choose_access(facts: &AwsFacts, vpce_id: &str) -> Option<(AccessMode, Str
 }
 
 /// The result of one area of the request path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AreaStatus {
     Pass,
@@ -118,7 +153,7 @@ pub enum AreaStatus {
 }
 
 /// One area (`dns`, `tcp`, `tls`, `http`, `aws`) and why it has its status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AreaResult {
     pub area: String,
@@ -633,11 +668,15 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
         InvokeClass::ExplicitDeny | InvokeClass::AnonymousNotAuthorized => {
             let notes = cross_account_notes(probe, facts);
             if let Some(mut f) = facts.and_then(|f| policy_finding(probe, f, &evidence)) {
-                if let Some((ev, fix)) = notes
+                if let (Some((ev, _)), Some((owner, api))) = (notes.clone(), cross_account(probe, facts))
                     && f.cause != RootCause::EndpointPolicyDenied
                 {
                     f.evidence.push(ev);
-                    f.remediation.insert(0, fix);
+                    if let Some(first) = f.remediation.first_mut() {
+                        *first = format!(
+                            "In account {api}, the API's owner (cross-account access from account {owner}'s endpoint is granted only by the API's resource policy): {first}"
+                        );
+                    }
                 }
                 return Some(f);
             }

@@ -506,7 +506,8 @@ fn cross_account_calls_are_named_as_such() {
     }
     let d = diagnose(&denied, Some(&via_role));
     assert_eq!(d.root_cause, RootCause::ResourcePolicyDenied, "{}", d.summary);
-    assert!(d.remediation[0].starts_with("Cross-account access"), "{:?}", d.remediation);
+    assert!(d.remediation[0].starts_with("In account 444455556666, the API's owner"), "{:?}", d.remediation);
+    assert!(d.remediation[0].contains("aws:SourceVpce = vpce-0123456789abcdef0"), "{:?}", d.remediation);
     assert!(
         d.evidence.iter().any(|e| e.contains("arn:aws:execute-api:us-east-1:444455556666:abcde12345/prod/GET/health")),
         "{:?}",

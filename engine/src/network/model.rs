@@ -28,7 +28,7 @@ pub const DEFAULT_RULE_NUMBER: u16 = 32767;
 /// `"icmpv6"`, `"-1"` (all protocols) or a decimal protocol number. Parsing accepts the names,
 /// `"all"`, and numbers; the numbers 6, 17, 1 and 58 normalize to the named variants, so
 /// `"6"` and `"tcp"` are the same protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "String", into = "String")]
 pub enum IpProtocol {
     /// TCP (6).
@@ -144,7 +144,7 @@ impl fmt::Display for IpProtocol {
 }
 
 /// An inclusive range of TCP/UDP ports. Always `from <= to` when built with [`PortSpan::new`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortSpan {
     /// First port, inclusive.
@@ -210,7 +210,7 @@ impl fmt::Display for PortSpan {
 }
 
 /// A security group with the rules AWS reports for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityGroup {
     /// `sg-…`.
@@ -226,7 +226,7 @@ pub struct SecurityGroup {
 
 /// One security group rule with a single peer (AWS's `IpPermission` with several ranges or
 /// groups is flattened into one `SgRule` per peer, as `DescribeSecurityGroupRules` returns them).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SgRule {
     /// `sgr-…`, when known.
@@ -247,12 +247,19 @@ pub struct SgRule {
     pub description: Option<String>,
 }
 
+/// The JSON shape of a CIDR (`ipnet`'s own schema has overlapping IPv4/IPv6 branches, so
+/// `0.0.0.0/0` would match both and fail its `oneOf`).
+#[derive(Debug, schemars::JsonSchema)]
+#[schemars(description = "An IPv4 or IPv6 CIDR, e.g. 10.0.0.0/16 or 2001:db8::/32")]
+#[allow(dead_code)] // schema only
+pub struct Cidr(String);
+
 /// The other side of a security group rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum SgPeer {
     /// An IPv4 or IPv6 CIDR (`CidrIp` / `CidrIpv6`).
-    Cidr(IpNet),
+    Cidr(#[schemars(with = "Cidr")] IpNet),
     /// A referenced security group (`UserIdGroupPairs`): matches traffic from/to the private IPs
     /// of network interfaces that have this group.
     SecurityGroup {
@@ -268,12 +275,13 @@ pub enum SgPeer {
         id: String,
         /// The list's CIDRs; `None` = not resolved (we never guess what it contains).
         #[serde(default)]
+        #[schemars(with = "Option<Vec<Cidr>>")]
         cidrs: Option<Vec<IpNet>>,
     },
 }
 
 /// A network ACL and its entries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkAcl {
     /// `acl-…`.
@@ -286,7 +294,7 @@ pub struct NetworkAcl {
 }
 
 /// One network ACL entry (rule).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NaclEntry {
     /// 1–32766 for numbered rules, [`DEFAULT_RULE_NUMBER`] for the `*` rule.
@@ -298,6 +306,7 @@ pub struct NaclEntry {
     /// The protocol; `-1` means all protocols and all ports.
     pub protocol: IpProtocol,
     /// `CidrBlock` or `Ipv6CidrBlock`: the source (inbound) or destination (outbound).
+    #[schemars(with = "Cidr")]
     pub cidr: IpNet,
     /// TCP/UDP destination port range `(from, to)`; `None` is read as all ports.
     #[serde(default)]
@@ -305,7 +314,7 @@ pub struct NaclEntry {
 }
 
 /// `RuleAction` of a network ACL entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum NaclAction {
     /// `allow`.
@@ -329,7 +338,7 @@ impl fmt::Display for NaclAction {
 /// of the node ENI that holds its IP (the node's groups, or the `ENIConfig` groups with custom
 /// networking); a pod with security groups for pods has its own branch ENI and groups. Traffic
 /// from a pod to an address inside the VPC is not SNATed, so the endpoint sees the pod IP.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Client {
     /// The pod's IP (the source address the endpoint sees).
@@ -341,11 +350,12 @@ pub struct Client {
     pub subnet_id: Option<String>,
     /// CIDR of that subnet, when known (used only to word suggestions).
     #[serde(default)]
+    #[schemars(with = "Option<Cidr>")]
     pub subnet_cidr: Option<IpNet>,
 }
 
 /// The interface VPC endpoint (`com.amazonaws.{region}.execute-api`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     /// Private IPs of the endpoint's network interfaces, one per subnet/AZ.

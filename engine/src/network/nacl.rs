@@ -66,7 +66,7 @@ impl<'a> NaclSide<'a> {
 }
 
 /// The four stateless crossings of a client → endpoint TCP 443 connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Leg {
     /// Client subnet, outbound: TCP to endpoint:443.
@@ -116,7 +116,7 @@ impl fmt::Display for Leg {
 }
 
 /// Outcome of one leg.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum LegStatus {
     /// Every required port is allowed.
@@ -132,7 +132,7 @@ pub enum LegStatus {
 }
 
 /// Which rule decided a span of destination ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortDecision {
     /// Destination ports decided by this rule.
@@ -144,7 +144,7 @@ pub struct PortDecision {
 }
 
 /// One leg's evaluation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LegResult {
     /// Which crossing.
@@ -156,6 +156,7 @@ pub struct LegResult {
     pub peer: IpAddr,
     /// The peer's subnet CIDR when known; [`LegResult::fix`] names it rather than `peer/32`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<super::model::Cidr>")]
     pub peer_subnet: Option<IpNet>,
     /// Destination ports that must all be allowed: 443, or the client's ephemeral range.
     pub required: PortSpan,
@@ -266,7 +267,7 @@ fn spans_text(spans: &[(PortSpan, u16)]) -> String {
 }
 
 /// Whether the two sides share a subnet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum NaclScope {
     /// Same subnet: network ACLs do not apply.
@@ -281,7 +282,7 @@ pub enum NaclScope {
 }
 
 /// Overall network ACL status, for choosing a root cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum NaclStatus {
     /// All four legs allowed.
@@ -297,7 +298,7 @@ pub enum NaclStatus {
 }
 
 /// Result of [`evaluate_nacls`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NaclVerdict {
     /// Same subnet or not.

@@ -36,7 +36,7 @@ use super::HTTPS_PORT;
 use super::model::{Client, Endpoint, PortSpan, SecurityGroup, SgPeer, SgRule, host_cidr};
 
 /// The answer for one direction (or one endpoint address).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "result", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum SgOutcome {
     /// A rule allows the connection.
@@ -77,7 +77,7 @@ impl fmt::Display for SgOutcome {
 }
 
 /// The client's outbound answer for one endpoint address (one ENI, i.e. one AZ).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressOutcome {
     /// The endpoint ENI's private IP.
@@ -87,7 +87,7 @@ pub struct AddressOutcome {
 }
 
 /// Overall security group status, for choosing a root cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum SgStatus {
     /// Both directions allowed.
@@ -99,7 +99,7 @@ pub enum SgStatus {
 }
 
 /// Result of [`evaluate_security_groups`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecurityGroupVerdict {
     /// Inbound on the endpoint ENIs: TCP 443 from the client IP.

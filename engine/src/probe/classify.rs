@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Where an address points.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum AddressClass {
     /// RFC 1918, RFC 6598 shared space (VPC secondary CIDRs), IPv6 ULA: inside a VPC.
@@ -57,7 +57,7 @@ pub fn classify_address(ip: IpAddr) -> AddressClass {
 }
 
 /// The outcome of one TCP connect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum TcpOutcome {
     Connected,
@@ -85,7 +85,7 @@ pub fn classify_connect_error(err: &std::io::Error) -> TcpOutcome {
 }
 
 /// What API Gateway (or whatever answered) said to the invoke.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum InvokeClass {
     /// A status in `expectedStatuses`.
     Ok,

@@ -31,7 +31,7 @@ impl ProxyEnv {
 }
 
 /// What the environment would do with one hostname.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProxyVerdict {
     pub host: String,

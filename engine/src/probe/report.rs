@@ -21,7 +21,7 @@ pub const REPORT_VERSION: &str = "pvtapi.io/probe-report/v1";
 pub const REPORT_BUDGET_BYTES: usize = 3_500;
 
 /// One probe run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeReport {
     pub version: String,
@@ -49,7 +49,7 @@ pub struct ProbeReport {
 }
 
 /// The check's identifiers, echoed so a report stands on its own.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TargetSummary {
     pub api_id: String,
@@ -61,7 +61,7 @@ pub struct TargetSummary {
 }
 
 /// The mode used and the reason.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessChoice {
     pub mode: AccessMode,
@@ -69,7 +69,7 @@ pub struct AccessChoice {
 }
 
 /// The DNS response for one name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum DnsOutcome {
     Resolved,
@@ -84,7 +84,7 @@ pub enum DnsOutcome {
 }
 
 /// One resolved name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DnsResult {
     pub host: String,
@@ -104,7 +104,7 @@ pub struct DnsResult {
 }
 
 /// An address and where it points.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolvedAddress {
     pub ip: IpAddr,
@@ -112,7 +112,7 @@ pub struct ResolvedAddress {
 }
 
 /// The API host's addresses against the endpoint hosts' addresses (the seed's two `nslookup`s).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum DnsComparison {
     /// Same set: the API host resolves to this endpoint.
@@ -126,7 +126,7 @@ pub enum DnsComparison {
 }
 
 /// One TCP connect.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TcpResult {
     pub ip: IpAddr,
@@ -138,7 +138,7 @@ pub struct TcpResult {
 }
 
 /// The TLS handshake's result class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum TlsOutcome {
     Ok,
@@ -154,7 +154,7 @@ pub enum TlsOutcome {
 }
 
 /// The TLS handshake with the invoke host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsResult {
     pub sni: String,
@@ -177,7 +177,7 @@ pub struct TlsResult {
 }
 
 /// The HTTPS invoke.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvokeResult {
     pub url: String,
@@ -212,7 +212,7 @@ pub struct InvokeResult {
 }
 
 /// Per-phase timings of the invoke path, in milliseconds, like blackbox_exporter's phases.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Timings {
     pub dns_ms: u64,

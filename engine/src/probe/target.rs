@@ -110,7 +110,7 @@ impl InvokeUrl {
 }
 
 /// The role a hostname plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum HostRole {
     /// `{api}.execute-api.{region}.amazonaws.com`
@@ -135,7 +135,7 @@ pub struct Host {
 }
 
 /// How one invoke is addressed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InvokePlan {
     /// The mode actually used (never `auto`).
