@@ -103,6 +103,8 @@ pub async fn run(args: CheckArgs) -> u8 {
         custom_domain: custom_domain.clone(),
         api_account_id: api_account_id.clone(),
     };
+    let mut aws_unavailable =
+        args.no_aws.then(|| "skipped (--no-aws): policies, security groups and NACLs were not checked".to_owned());
     let inspector = if args.no_aws {
         None
     } else {
@@ -114,11 +116,21 @@ pub async fn run(args: CheckArgs) -> u8 {
             ..Default::default()
         };
         let config = pvtapi_engine::aws::load_sdk_config(&options).await;
-        let api_config = match &args.api_role_arn {
-            Some(role) => pvtapi_engine::aws::assume_role(&config, role).await,
-            None => config.clone(),
-        };
-        Some(Inspector::cross_account(&config, &api_config, Duration::from_secs(300), None))
+        match pvtapi_engine::aws::credentials_available(&config, Duration::from_secs(10)).await {
+            Ok(()) => {
+                let api_config = match &args.api_role_arn {
+                    Some(role) => pvtapi_engine::aws::assume_role(&config, role).await,
+                    None => config.clone(),
+                };
+                Some(Inspector::cross_account(&config, &api_config, Duration::from_secs(300), None))
+            }
+            Err(err) => {
+                aws_unavailable = Some(format!(
+                    "not read: no usable AWS credentials ({err}). Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (read-only actions: deploy/iam-policy.json), or pass --no-aws"
+                ));
+                None
+            }
+        }
     };
     let mut facts = match &inspector {
         Some(i) => Some(i.inspect(&request(None)).await),
@@ -171,7 +183,10 @@ pub async fn run(args: CheckArgs) -> u8 {
     }
     spinner.finish_and_clear();
 
-    let diagnosis = diagnose(&report, facts.as_ref());
+    let mut diagnosis = diagnose(&report, facts.as_ref());
+    if let Some(reason) = &aws_unavailable {
+        diagnosis = diagnosis.with_aws_unavailable(reason);
+    }
     let code = if diagnosis.root_cause == RootCause::Healthy { 0 } else { 1 };
     let printed = match args.output {
         Output::Table => Some(table(&diagnosis, &report, use_color(args.color))),

@@ -123,7 +123,38 @@ async fn without_aws_the_network_level_cause_and_the_gaps_are_reported() {
         tokio::task::block_in_place(|| check(None, "vpce-0123456789abcdef0", &dns, &front, &ca, &["-o", "yaml"]));
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stdout.contains("rootCause: ResourcePolicyDenied"), "{stdout}");
-    assert!(stdout.contains("not checked"), "{stdout}");
+    assert!(stdout.contains("AWS facts: skipped (--no-aws)"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_credentials_it_says_so_once_and_still_diagnoses() {
+    let ca = TestCa::new();
+    let front = front(&ca, Reply::apigw_error(403, "AccessDeniedException", "Message", ANON)).await;
+    let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, Ipv4Addr::LOCALHOST)));
+    let mut cmd = Command::new(BIN);
+    cmd.args(["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"])
+        .args(["--vpce", "vpce-0123456789abcdef0", "--access", "private-dns", "--nameserver", &dns.addr().to_string()])
+        .args(["--ca-bundle", ca.bundle_path().to_str().unwrap(), "--port", &front.addr().port().to_string()])
+        .args(["--timeout", "2", "-o", "json"])
+        // No credentials anywhere: no keys, no files, no instance metadata, no container or web
+        // identity endpoints (so nothing is dialled outside this machine).
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("AWS_CONFIG_FILE", "/nonexistent/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9");
+    let out = tokio::task::block_in_place(|| cmd.output()).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let d = &json["diagnosis"];
+    assert_eq!(d["rootCause"], "ResourcePolicyDenied", "the network-level cause from the live answer");
+    let unchecked: Vec<&str> = d["unchecked"].as_array().unwrap().iter().filter_map(|u| u.as_str()).collect();
+    assert_eq!(unchecked.len(), 1, "one line, not one per fact: {unchecked:?}");
+    assert!(unchecked[0].contains("no usable AWS credentials") && unchecked[0].contains("--no-aws"), "{unchecked:?}");
+    assert!(json.get("aws").is_none(), "no facts were read");
 }
 
 #[test]

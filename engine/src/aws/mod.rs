@@ -66,6 +66,22 @@ pub async fn assume_role(base: &SdkConfig, role_arn: &str) -> SdkConfig {
         .build()
 }
 
+/// Whether `config` yields credentials at all (within `timeout`): without them every call would
+/// fail the same way, so the caller skips inspection and says why once. The error names the
+/// providers tried; it never contains a secret.
+pub async fn credentials_available(config: &SdkConfig, timeout: Duration) -> Result<(), String> {
+    use aws_credential_types::provider::ProvideCredentials;
+    let provider = config.credentials_provider().ok_or("no credentials provider is configured")?;
+    match tokio::time::timeout(timeout, provider.provide_credentials()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(err)) => {
+            let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+            Err(text.chars().take(300).collect())
+        }
+        Err(_) => Err(format!("resolving credentials took longer than {}s", timeout.as_secs())),
+    }
+}
+
 pub mod facts;
 pub mod inspect;
 

@@ -72,6 +72,19 @@ impl CheckReport {
     }
 }
 
+impl Diagnosis {
+    /// The AWS inspection could not run at all (`reason`: no credentials, `--no-aws`): say so
+    /// once, in place of the generic line.
+    pub fn with_aws_unavailable(mut self, reason: &str) -> Self {
+        self.unchecked.retain(|u| !u.starts_with("AWS facts:"));
+        self.unchecked.insert(0, format!("AWS facts: {reason}"));
+        for a in self.areas.iter_mut().filter(|a| a.area == "aws") {
+            a.reason = reason.to_owned();
+        }
+        self
+    }
+}
+
 /// An advisory and what it is based on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
