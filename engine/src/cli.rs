@@ -37,9 +37,9 @@ pub struct TargetArgs {
     /// AWS region of the API, e.g. us-east-1.
     #[arg(long, value_parser = validate::region)]
     pub region: String,
-    /// Stage to call.
+    /// Stage to call. (`check --local` may omit it when AWS shows the API has exactly one.)
     #[arg(long, value_parser = validate::stage)]
-    pub stage: String,
+    pub stage: Option<String>,
     /// Resource path under the stage.
     #[arg(long, default_value = "/", value_parser = validate::path)]
     pub path: String,
@@ -156,13 +156,17 @@ pub fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<CertificateDer<'stat
 }
 
 impl TargetArgs {
-    /// The probe input these flags describe; errors name the flag or file at fault.
-    pub fn into_input(self) -> Result<ProbeInput, CliError> {
-        let access: AccessMode = self.access.into();
-        if access == AccessMode::CustomDomain && self.domain_name.is_none() {
+    /// The checks [`TargetArgs::into_input`] makes that need no file: run them before slow work.
+    pub fn check_flags(&self) -> Result<(), CliError> {
+        self.invoke_url().map(|_| ())?;
+        if AccessMode::from(self.access) == AccessMode::CustomDomain && self.domain_name.is_none() {
             return Err(CliError("--access custom-domain needs --domain-name".into()));
         }
-        let invoke_url = match &self.invoke_url {
+        Ok(())
+    }
+
+    fn invoke_url(&self) -> Result<Option<InvokeUrl>, CliError> {
+        Ok(match &self.invoke_url {
             Some(url) => {
                 let mut parsed = InvokeUrl::parse(url).map_err(|e| CliError(format!("invalid --invoke-url: {e}")))?;
                 for h in &self.headers {
@@ -171,15 +175,24 @@ impl TargetArgs {
                 Some(parsed)
             }
             None => None,
-        };
+        })
+    }
+
+    /// The probe input these flags describe; errors name the flag or file at fault.
+    pub fn into_input(self) -> Result<ProbeInput, CliError> {
+        self.check_flags()?;
+        let access: AccessMode = self.access.into();
+        let invoke_url = self.invoke_url()?;
         let extra_roots = match &self.ca_bundle {
             Some(path) => read_ca_bundle(path)?,
             None => Vec::new(),
         };
+        let stage =
+            self.stage.ok_or_else(|| CliError("--stage is required: the stage to call, e.g. --stage prod".into()))?;
         let target = Target {
             api_id: self.api_id,
             region: self.region,
-            stage: self.stage,
+            stage,
             path: self.path,
             method: self.method.into(),
             vpce_id: self.vpce,

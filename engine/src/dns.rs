@@ -52,6 +52,42 @@ pub enum ResolverError {
     /// hickory refused the configuration.
     #[error("cannot build the DNS resolver: {0}")]
     Build(String),
+
+    /// No nameserver can be reached at all: this host has no route to any of them.
+    #[error("no network: no route to any DNS resolver ({0})")]
+    NoRoute(String),
+}
+
+/// Fails with [`ResolverError::NoRoute`] when no configured nameserver has a route from here.
+///
+/// A UDP `connect` only looks the route up — no packet is sent — so this costs nothing and tells
+/// "this machine has no network" (the tool cannot do its job) apart from "the resolver does not
+/// answer" (a finding about the workload's DNS).
+pub fn check_route_to_resolvers(nameserver: Option<Nameserver>) -> Result<(), ResolverError> {
+    let addrs: Vec<SocketAddr> = match nameserver {
+        Some(Nameserver(addr)) => vec![addr],
+        None => {
+            let (config, _) = hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| ResolverError::SystemConfig(e.to_string()))?;
+            config
+                .name_servers()
+                .iter()
+                .map(|ns| SocketAddr::new(ns.ip, ns.connections.first().map_or(53, |c| c.port)))
+                .collect()
+        }
+    };
+    let mut failures = Vec::new();
+    for addr in &addrs {
+        let bind: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+        match std::net::UdpSocket::bind(bind).and_then(|s| s.connect(addr)) {
+            Ok(()) => return Ok(()),
+            Err(e) => failures.push(format!("{addr}: {e}")),
+        }
+    }
+    if addrs.is_empty() {
+        return Err(ResolverError::NoRoute("the resolver configuration lists no nameserver".into()));
+    }
+    Err(ResolverError::NoRoute(failures.join("; ")))
 }
 
 /// Builds a resolver: the system's configuration, or exactly one nameserver when given.
@@ -99,6 +135,12 @@ mod tests {
             let ns: Nameserver = input.parse().unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(ns.0.to_string(), want, "{input}");
         }
+    }
+
+    #[test]
+    fn a_reachable_resolver_has_a_route() {
+        // Loopback always has a route; nothing needs to listen (UDP connect sends nothing).
+        assert!(check_route_to_resolvers(Some("127.0.0.1:9".parse().unwrap())).is_ok());
     }
 
     #[test]

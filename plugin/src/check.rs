@@ -62,33 +62,51 @@ enum ColorChoice {
 }
 
 /// Runs the check; returns the exit code.
-pub async fn run(args: CheckArgs) -> u8 {
+pub async fn run(mut args: CheckArgs) -> u8 {
     if !args.local {
         eprintln!(
             "error: only `check --local` is available in this build (the in-cluster `check NAME` needs the operator)"
         );
         return 2;
     }
-    let mut input = match args.target.into_input() {
-        Ok(input) => input,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return 2;
-        }
-    };
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.enable_steady_tick(Duration::from_millis(100));
-
-    let t = input.target.clone();
-    let custom_domain = (input.access == AccessMode::CustomDomain).then(|| t.domain_name.clone()).flatten();
+    if let Err(err) = args.target.check_flags() {
+        eprintln!("error: {err}");
+        return 2;
+    }
     let role_account = args.api_role_arn.as_deref().and_then(validate::role_account).map(str::to_owned);
     if let (Some(given), Some(role)) = (&args.api_account_id, &role_account)
         && given != role
     {
-        spinner.finish_and_clear();
         eprintln!("error: --api-account-id {given} differs from the account of --api-role-arn ({role})");
         return 2;
     }
+    if args.target.stage.is_none() && args.no_aws {
+        eprintln!("error: --stage is required with --no-aws (without AWS the API's stages cannot be listed)");
+        return 2;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    let (inspector, aws_unavailable) = inspector(&args, &spinner).await;
+    if args.target.stage.is_none() {
+        match only_stage(inspector.as_ref(), &args.target.api_id).await {
+            Ok(stage) => args.target.stage = Some(stage),
+            Err(err) => {
+                spinner.finish_and_clear();
+                eprintln!("error: {err}");
+                return 2;
+            }
+        }
+    }
+    let mut input = match args.target.into_input() {
+        Ok(input) => input,
+        Err(err) => {
+            spinner.finish_and_clear();
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let t = input.target.clone();
+    let custom_domain = (input.access == AccessMode::CustomDomain).then(|| t.domain_name.clone()).flatten();
     let api_account_id = args.api_account_id.clone().or(role_account);
     let request = |request_id: Option<String>| InspectRequest {
         api_id: t.api_id.clone(),
@@ -103,35 +121,9 @@ pub async fn run(args: CheckArgs) -> u8 {
         custom_domain: custom_domain.clone(),
         api_account_id: api_account_id.clone(),
     };
-    let mut aws_unavailable =
-        args.no_aws.then(|| "skipped (--no-aws): policies, security groups and NACLs were not checked".to_owned());
-    let inspector = if args.no_aws {
-        None
-    } else {
+    if inspector.is_some() {
         spinner.set_message("reading AWS facts…");
-        let options = SdkOptions {
-            region: Some(t.region.clone()),
-            max_attempts: 2,
-            operation_timeout: Duration::from_secs(15),
-            ..Default::default()
-        };
-        let config = pvtapi_engine::aws::load_sdk_config(&options).await;
-        match pvtapi_engine::aws::credentials_available(&config, Duration::from_secs(10)).await {
-            Ok(()) => {
-                let api_config = match &args.api_role_arn {
-                    Some(role) => pvtapi_engine::aws::assume_role(&config, role).await,
-                    None => config.clone(),
-                };
-                Some(Inspector::cross_account(&config, &api_config, Duration::from_secs(300), None))
-            }
-            Err(err) => {
-                aws_unavailable = Some(format!(
-                    "not read: no usable AWS credentials ({err}). Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (read-only actions: deploy/iam-policy.json), or pass --no-aws"
-                ));
-                None
-            }
-        }
-    };
+    }
     let mut facts = match &inspector {
         Some(i) => Some(i.inspect(&request(None)).await),
         None => None,
@@ -220,6 +212,58 @@ fn use_color(choice: ColorChoice) -> bool {
 
 fn paint(color: bool, style: Style, text: &str) -> String {
     if color { format!("{}{text}{}", style.render(), style.render_reset()) } else { text.to_owned() }
+}
+
+/// The inspector, or why there is none (`--no-aws`, no usable credentials).
+async fn inspector(args: &CheckArgs, spinner: &indicatif::ProgressBar) -> (Option<Inspector>, Option<String>) {
+    if args.no_aws {
+        return (None, Some("skipped (--no-aws): policies, security groups and NACLs were not checked".to_owned()));
+    }
+    spinner.set_message("loading AWS credentials…");
+    let options = SdkOptions {
+        region: Some(args.target.region.clone()),
+        max_attempts: 2,
+        operation_timeout: Duration::from_secs(15),
+        ..Default::default()
+    };
+    let config = pvtapi_engine::aws::load_sdk_config(&options).await;
+    match pvtapi_engine::aws::credentials_available(&config, Duration::from_secs(10)).await {
+        Ok(()) => {
+            let api_config = match &args.api_role_arn {
+                Some(role) => pvtapi_engine::aws::assume_role(&config, role).await,
+                None => config.clone(),
+            };
+            (Some(Inspector::cross_account(&config, &api_config, Duration::from_secs(300), None)), None)
+        }
+        Err(err) => (
+            None,
+            Some(format!(
+                "not read: no usable AWS credentials ({err}). Set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (read-only actions: deploy/iam-policy.json), or pass --no-aws"
+            )),
+        ),
+    }
+}
+
+/// `--stage` omitted: the API's only stage, or an error listing them.
+async fn only_stage(inspector: Option<&Inspector>, api_id: &str) -> Result<String, String> {
+    let Some(inspector) = inspector else {
+        return Err("--stage is required: AWS credentials are needed to list the API's stages".into());
+    };
+    match inspector.stage_names(api_id).await {
+        pvtapi_engine::aws::Fact::Known { value } => match value.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => Err(format!(
+                "API {api_id} has no stage: deploy it first (aws apigateway create-deployment --rest-api-id {api_id} --stage-name prod)"
+            )),
+            many => {
+                Err(format!("API {api_id} has {} stages ({}): choose one with --stage", many.len(), many.join(", ")))
+            }
+        },
+        pvtapi_engine::aws::Fact::NotFound { detail } => {
+            Err(format!("cannot list the stages of {api_id}: {detail}; give --stage"))
+        }
+        other => Err(format!("cannot list the stages of {api_id} ({}); give --stage", other.gap().unwrap_or_default())),
+    }
 }
 
 /// The human report: the answer first, then the evidence.

@@ -34,11 +34,15 @@ fn check(
     dns: &DnsServer,
     front: &FrontEnd,
     ca: &TestCa,
+    stage: Option<&str>,
     extra: &[&str],
 ) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"])
-        .args(["--vpce", vpce, "--access", "private-dns", "--nameserver", &dns.addr().to_string()])
+    cmd.args(["check", "--local", "--api-id", API, "--region", "us-east-1", "--path", "/health"]);
+    if let Some(stage) = stage {
+        cmd.args(["--stage", stage]);
+    }
+    cmd.args(["--vpce", vpce, "--access", "private-dns", "--nameserver", &dns.addr().to_string()])
         .args([
             "--ca-bundle",
             ca.bundle_path().to_str().unwrap(),
@@ -80,12 +84,22 @@ async fn healthy_exits_0() {
     let front = front(&ca, Reply::ok("{}")).await;
     let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, Ipv4Addr::LOCALHOST)));
     let (code, stdout, stderr) =
-        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, &["-o", "json"]));
+        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, Some("prod"), &["-o", "json"]));
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let json: Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(json["diagnosis"]["rootCause"], "Healthy");
     assert_eq!(json["aws"]["api"]["value"]["endpointTypes"][0], "PRIVATE");
     assert_eq!(json["probe"]["invoke"]["status"], 200);
+
+    // Without --stage: the API's only stage (GetStages), or a clear error without AWS.
+    let (code, stdout, stderr) =
+        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, None, &["-o", "json"]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let json: Value = serde_json::from_str(&stdout).expect("json");
+    assert_eq!(json["probe"]["target"]["stage"], "prod");
+    let (code, _, stderr) = tokio::task::block_in_place(|| check(None, &vpce, &dns, &front, &ca, None, &[]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--stage is required with --no-aws"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +110,7 @@ async fn resource_policy_implicit_deny_is_named_with_the_fix() {
     let front = front(&ca, Reply::apigw_error(403, "AccessDeniedException", "Message", ANON)).await;
     let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, Ipv4Addr::LOCALHOST)));
     let (code, stdout, stderr) =
-        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, &["-o", "json"]));
+        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, Some("prod"), &["-o", "json"]));
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     let json: Value = serde_json::from_str(&stdout).expect("json");
     assert_eq!(json["diagnosis"]["rootCause"], "ResourcePolicyDenied", "{}", json["diagnosis"]);
@@ -104,13 +118,15 @@ async fn resource_policy_implicit_deny_is_named_with_the_fix() {
     assert!(fix.contains(&vpce) && fix.contains("create-deployment"), "{fix}");
 
     // The human table: answer first, no colour when asked, colour when forced.
-    let (code, table, _) =
-        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, &["--color", "never"]));
+    let (code, table, _) = tokio::task::block_in_place(|| {
+        check(Some(&moto), &vpce, &dns, &front, &ca, Some("prod"), &["--color", "never"])
+    });
     assert_eq!(code, 1);
     assert!(table.starts_with("✗ ResourcePolicyDenied"), "{table}");
     assert!(table.contains("Fix:") && table.contains("Checks") && !table.contains('\x1b'), "{table}");
-    let (_, coloured, _) =
-        tokio::task::block_in_place(|| check(Some(&moto), &vpce, &dns, &front, &ca, &["--color", "always"]));
+    let (_, coloured, _) = tokio::task::block_in_place(|| {
+        check(Some(&moto), &vpce, &dns, &front, &ca, Some("prod"), &["--color", "always"])
+    });
     assert!(coloured.contains('\x1b'), "--color always colours");
 }
 
@@ -119,8 +135,9 @@ async fn without_aws_the_network_level_cause_and_the_gaps_are_reported() {
     let ca = TestCa::new();
     let front = front(&ca, Reply::apigw_error(403, "AccessDeniedException", "Message", ANON)).await;
     let dns = DnsServer::start(&Zone::new().with(Record::addr(API_HOST, Ipv4Addr::LOCALHOST)));
-    let (code, stdout, stderr) =
-        tokio::task::block_in_place(|| check(None, "vpce-0123456789abcdef0", &dns, &front, &ca, &["-o", "yaml"]));
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+        check(None, "vpce-0123456789abcdef0", &dns, &front, &ca, Some("prod"), &["-o", "yaml"])
+    });
     assert_eq!(code, 1, "{stdout}\n{stderr}");
     assert!(stdout.contains("rootCause: ResourcePolicyDenied"), "{stdout}");
     assert!(stdout.contains("AWS facts: skipped (--no-aws)"), "{stdout}");
@@ -155,6 +172,25 @@ async fn without_credentials_it_says_so_once_and_still_diagnoses() {
     assert_eq!(unchecked.len(), 1, "one line, not one per fact: {unchecked:?}");
     assert!(unchecked[0].contains("no usable AWS credentials") && unchecked[0].contains("--no-aws"), "{unchecked:?}");
     assert!(json.get("aws").is_none(), "no facts were read");
+}
+
+#[test]
+fn no_network_at_all_exits_2_with_probe_failed() {
+    // A namespace with only loopback: no route to the resolver (UDP connect finds no route; no
+    // packet is sent anywhere).
+    let ns = pvtapi_testkit::netns::NetNs::isolated();
+    let out = ns
+        .command(BIN)
+        .args(["check", "--local", "--no-aws", "--api-id", API, "--region", "us-east-1", "--stage", "prod"])
+        .args(["--vpce", "vpce-0123456789abcdef0", "--nameserver", "192.0.2.53", "-o", "json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no network: no route to any DNS resolver (192.0.2.53:53"), "{stderr}");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["diagnosis"]["rootCause"], "ProbeFailed");
+    assert!(json.get("probe").is_none(), "{json}");
 }
 
 #[test]

@@ -323,6 +323,19 @@ impl Inspector {
             .await
     }
 
+    /// The API's stage names (GetStages), for a user who did not say which stage to check.
+    pub async fn stage_names(&self, api_id: &str) -> Fact<Vec<String>> {
+        match self.apigw.get_stages().rest_api_id(api_id).send().await {
+            Ok(out) => {
+                let mut names: Vec<String> =
+                    out.item().iter().filter_map(|s| s.stage_name().map(str::to_owned)).collect();
+                names.sort();
+                Fact::Known { value: names }
+            }
+            Err(err) => failure(&err, "apigateway:GET", &format!("GetStages {api_id}")),
+        }
+    }
+
     async fn deployment(&self, api_id: &str, deployment_id: &str) -> Fact<DeploymentFacts> {
         let key = format!("{}/{api_id}/{deployment_id}", self.region);
         self.deployments

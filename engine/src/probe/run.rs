@@ -77,6 +77,7 @@ fn ms(d: Duration) -> u64 {
 /// Runs the probe and returns its report. Errors only when the probe itself cannot run.
 pub async fn run(input: &ProbeInput) -> Result<ProbeReport, ProbeError> {
     let started = Instant::now();
+    crate::dns::check_route_to_resolvers(input.nameserver)?;
     let resolver = build_resolver(input.nameserver, input.timeout)?;
     let (tls_config, verifier) = super::tls::client_config(&input.extra_roots)?;
 
