@@ -137,8 +137,9 @@ pub async fn run(mut args: CheckArgs) -> u8 {
     }
 
     // `auto`: decided from AWS facts when we have them (the probe alone can only guess from DNS).
+    // (Not with --invoke-url: that URL is checked as given.)
     let auto_choice = match (input.access, &facts) {
-        (AccessMode::Auto, Some(f)) => pvtapi_engine::diagnosis::choose_access(f, &t.vpce_id),
+        (AccessMode::Auto, Some(f)) if t.invoke_url.is_none() => pvtapi_engine::diagnosis::choose_access(f, &t.vpce_id),
         _ => None,
     };
     if let Some((mode, _)) = &auto_choice {

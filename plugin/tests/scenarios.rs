@@ -78,6 +78,8 @@ struct Expect {
     remediation: Vec<String>,
     #[serde(default)]
     unchecked: Vec<String>,
+    /// Substring of the report's access reason (`probe.access.reason`).
+    access: Option<String>,
 }
 
 /// The AWS side: the shared testkit world with the scenario's policies and endpoint group rule.
@@ -266,6 +268,12 @@ fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str, vpce
             if !text.contains(&w) {
                 problems.push(format!("{field} lacks {w:?}: {text}"));
             }
+        }
+    }
+    if let Some(want) = &s.expect.access {
+        let reason = json["probe"]["access"]["reason"].as_str().unwrap_or_default();
+        if !reason.contains(want.as_str()) {
+            problems.push(format!("access reason lacks {want:?}: {reason}"));
         }
     }
     if problems.is_empty() {
