@@ -40,9 +40,9 @@ pub struct TargetArgs {
     /// Stage to call. (`check --local` may omit it when AWS shows the API has exactly one.)
     #[arg(long, value_parser = validate::stage)]
     pub stage: Option<String>,
-    /// Resource path under the stage.
-    #[arg(long, default_value = "/", value_parser = validate::path)]
-    pub path: String,
+    /// Resource path under the stage [default: /, or taken from --invoke-url].
+    #[arg(long, value_parser = validate::path)]
+    pub path: Option<String>,
     /// HTTP method.
     #[arg(long, value_enum, default_value_t = MethodArg::Get)]
     pub method: MethodArg,
@@ -156,11 +156,37 @@ pub fn read_ca_bundle(path: &std::path::Path) -> Result<Vec<CertificateDer<'stat
 }
 
 impl TargetArgs {
-    /// The checks [`TargetArgs::into_input`] makes that need no file: run them before slow work.
-    pub fn check_flags(&self) -> Result<(), CliError> {
-        self.invoke_url().map(|_| ())?;
+    /// The checks [`TargetArgs::into_input`] makes that need no file, run before slow work; and
+    /// with an execute-api or vpce `--invoke-url`, the stage and path come from that URL (the
+    /// policy ARN and method facts must describe what is really called).
+    pub fn normalize(&mut self) -> Result<(), CliError> {
         if AccessMode::from(self.access) == AccessMode::CustomDomain && self.domain_name.is_none() {
             return Err(CliError("--access custom-domain needs --domain-name".into()));
+        }
+        let Some(url) = self.invoke_url()? else { return Ok(()) };
+        if !(url.host.ends_with(".amazonaws.com") && url.host.contains(".execute-api.")) {
+            return Ok(()); // a custom domain or an IP: its path is a base-path mapping, not /{stage}/…
+        }
+        let path = url.path.split('?').next().unwrap_or("/");
+        let mut segments = path.trim_start_matches('/').splitn(2, '/');
+        let url_stage = segments.next().filter(|s| !s.is_empty());
+        let url_path = format!("/{}", segments.next().unwrap_or_default());
+        let Some(url_stage) = url_stage else {
+            return Err(CliError("--invoke-url has no stage: expected https://HOST/STAGE/PATH".into()));
+        };
+        let url_stage = validate::stage(url_stage).map_err(|e| CliError(format!("--invoke-url: {e}")))?;
+        let url_path = validate::path(&url_path).map_err(|e| CliError(format!("--invoke-url: {e}")))?;
+        match &self.stage {
+            Some(s) if *s != url_stage => {
+                return Err(CliError(format!("--stage {s} differs from the stage in --invoke-url ({url_stage})")));
+            }
+            _ => self.stage = Some(url_stage),
+        }
+        match &self.path {
+            Some(p) if *p != url_path => {
+                return Err(CliError(format!("--path {p} differs from the path in --invoke-url ({url_path})")));
+            }
+            _ => self.path = Some(url_path),
         }
         Ok(())
     }
@@ -179,8 +205,8 @@ impl TargetArgs {
     }
 
     /// The probe input these flags describe; errors name the flag or file at fault.
-    pub fn into_input(self) -> Result<ProbeInput, CliError> {
-        self.check_flags()?;
+    pub fn into_input(mut self) -> Result<ProbeInput, CliError> {
+        self.normalize()?;
         let access: AccessMode = self.access.into();
         let invoke_url = self.invoke_url()?;
         let extra_roots = match &self.ca_bundle {
@@ -193,7 +219,7 @@ impl TargetArgs {
             api_id: self.api_id,
             region: self.region,
             stage,
-            path: self.path,
+            path: self.path.unwrap_or_else(|| "/".to_owned()),
             method: self.method.into(),
             vpce_id: self.vpce,
             vpce_dns_names: self.vpce_dns,

@@ -60,6 +60,15 @@ fn bad_flags_exit_2_naming_the_value() {
         (vec!["--invoke-url", "https://u:pw@h.example/prod"], "contains credentials"),
         (vec!["--invoke-url", "https://h.example/prod", "--header", "x-api-key: k"], "\"x-api-key\" is not supported"),
         (vec!["--header", "Host: h.example"], "--invoke-url"),
+        (
+            vec!["--invoke-url", "https://abcde12345.execute-api.us-east-1.amazonaws.com/dev/x"],
+            "--stage prod differs from the stage in --invoke-url (dev)",
+        ),
+        (vec!["--invoke-url", "https://abcde12345.execute-api.us-east-1.amazonaws.com/"], "--invoke-url has no stage"),
+        (
+            vec!["--invoke-url", "https://abcde12345.execute-api.us-east-1.amazonaws.com/prod/x", "--path", "/y"],
+            "--path /y differs from the path in --invoke-url (/x)",
+        ),
     ];
     for (extra, expected) in cases {
         let args = with_flags(&extra);

@@ -69,7 +69,7 @@ pub async fn run(mut args: CheckArgs) -> u8 {
         );
         return 2;
     }
-    if let Err(err) = args.target.check_flags() {
+    if let Err(err) = args.target.normalize() {
         eprintln!("error: {err}");
         return 2;
     }
@@ -157,7 +157,10 @@ pub async fn run(mut args: CheckArgs) -> u8 {
             spinner.finish_and_clear();
             eprintln!("error: the probe could not run: {err}");
             if !matches!(args.output, Output::Table) {
-                let d = pvtapi_engine::diagnosis::probe_failed(&err.to_string());
+                let d = pvtapi_engine::diagnosis::probe_failed(
+                    &err.to_string(),
+                    "Check this machine's network and DNS settings (/etc/resolv.conf, or --nameserver IP of a resolver it can reach)",
+                );
                 let out = CheckReport::new(d, None, facts);
                 if let Some(text) = render(&out, args.output) {
                     println!("{text}");

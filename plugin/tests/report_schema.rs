@@ -27,7 +27,7 @@ fn the_schema_rejects_what_it_should() {
     let schema: serde_json::Value =
         serde_json::from_str(&pvtapi_engine::diagnosis::CheckReport::json_schema()).expect("schema is JSON");
     let v = jsonschema::validator_for(&schema).expect("schema compiles");
-    let d = pvtapi_engine::diagnosis::probe_failed("pod failed");
+    let d = pvtapi_engine::diagnosis::probe_failed("pod failed", "look at the pod");
     let good = serde_json::to_value(pvtapi_engine::diagnosis::CheckReport::new(d, None, None)).expect("serialize");
     assert!(v.is_valid(&good), "{:?}", v.iter_errors(&good).map(|e| e.to_string()).collect::<Vec<_>>());
     let mut bad = good.clone();

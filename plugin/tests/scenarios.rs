@@ -80,6 +80,12 @@ struct Expect {
     unchecked: Vec<String>,
     /// Substring of the report's access reason (`probe.access.reason`).
     access: Option<String>,
+    /// JSON pointer → exact value in the output (e.g. `/aws/api/status: known`).
+    #[serde(default)]
+    json: std::collections::BTreeMap<String, Value>,
+    /// Substrings that must NOT appear in `diagnosis.unchecked`.
+    #[serde(default)]
+    not_unchecked: Vec<String>,
 }
 
 /// The AWS side: the shared testkit world with the scenario's policies and endpoint group rule.
@@ -268,6 +274,18 @@ fn judge(s: &Scenario, path: &Path, out: &std::process::Output, vpce: &str, vpce
             if !text.contains(&w) {
                 problems.push(format!("{field} lacks {w:?}: {text}"));
             }
+        }
+    }
+    for (pointer, want) in &s.expect.json {
+        let got = json.pointer(pointer).cloned().unwrap_or(Value::Null);
+        if got != *want {
+            problems.push(format!("{pointer} is {got}, expected {want}"));
+        }
+    }
+    let unchecked = d["unchecked"].to_string();
+    for unwanted in &s.expect.not_unchecked {
+        if unchecked.contains(unwanted.as_str()) {
+            problems.push(format!("unchecked mentions {unwanted:?}: {unchecked}"));
         }
     }
     if let Some(want) = &s.expect.access {

@@ -68,17 +68,48 @@ pub async fn assume_role(base: &SdkConfig, role_arn: &str) -> SdkConfig {
 
 /// Whether `config` yields credentials at all (within `timeout`): without them every call would
 /// fail the same way, so the caller skips inspection and says why once. The error names the
-/// providers tried; it never contains a secret.
+/// providers tried; the output of a `credential_process` helper (which may print secrets) is cut.
 pub async fn credentials_available(config: &SdkConfig, timeout: Duration) -> Result<(), String> {
     use aws_credential_types::provider::ProvideCredentials;
     let provider = config.credentials_provider().ok_or("no credentials provider is configured")?;
     match tokio::time::timeout(timeout, provider.provide_credentials()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(err)) => {
-            let text = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
-            Err(text.chars().take(300).collect())
+            Err(credentials_error_text(&aws_smithy_types::error::display::DisplayErrorContext(&err).to_string()))
         }
         Err(_) => Err(format!("resolving credentials took longer than {}s", timeout.as_secs())),
+    }
+}
+
+/// A credentials error fit to show: anything from a helper's output (`stdout`/`stderr`) on is
+/// dropped, and the rest capped.
+fn credentials_error_text(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let cut = ["stderr", "stdout", "output", "response:"].iter().filter_map(|w| lower.find(w)).min();
+    let (kept, omitted) = match cut {
+        Some(i) => (&text[..i], true),
+        None => (text, false),
+    };
+    let mut out: String = kept.trim_end().chars().take(300).collect();
+    if omitted {
+        out.push_str(" (process output omitted)");
+    }
+    out
+}
+
+#[cfg(test)]
+mod credentials_tests {
+    #[test]
+    fn helper_output_is_never_shown() {
+        let text =
+            "failed to load credentials: Error retrieving credentials from external process: Stderr: token=SECRET123";
+        let shown = super::credentials_error_text(text);
+        assert!(!shown.contains("SECRET123"), "{shown}");
+        assert!(shown.contains("external process") && shown.ends_with("(process output omitted)"), "{shown}");
+        assert_eq!(
+            super::credentials_error_text("no providers in chain provided credentials"),
+            "no providers in chain provided credentials"
+        );
     }
 }
 

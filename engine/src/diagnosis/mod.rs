@@ -53,7 +53,7 @@ pub struct CheckReport {
     /// What the probe saw (absent when it could not run: `diagnosis.rootCause` is `ProbeFailed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeReport>,
-    /// The AWS facts read (absent with `--no-aws`).
+    /// The AWS facts read (absent with `--no-aws` or without usable credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws: Option<AwsFacts>,
 }
@@ -181,10 +181,7 @@ fn area(area: &str, status: AreaStatus, reason: String) -> AreaResult {
 /// The per-area view of a run: what passed, failed or was not reached.
 pub fn areas(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Vec<AreaResult> {
     use AreaStatus::*;
-    let invoke_host = probe
-        .invoke
-        .as_ref()
-        .map(|i| i.url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or("").to_owned());
+    let invoke_host = invoke_host(probe);
     let host = invoke_host.as_deref().and_then(|h| probe.dns.iter().find(|d| d.host == h));
     let mut out = Vec::new();
     out.push(match host {
@@ -251,7 +248,7 @@ fn finding(cause: RootCause, summary: String, evidence: Vec<String>, remediation
 /// Diagnoses one run. `facts` is `None` when AWS inspection was off or impossible.
 pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
     type Rule = fn(&ProbeReport, Option<&AwsFacts>) -> Option<Finding>;
-    let rules: [Rule; 7] = [endpoint_and_api_exist, dns, tcp, tls, http, proxy, unexplained];
+    let rules: [Rule; 8] = [endpoint_and_api_exist, dns, tcp, tls, routing, http, proxy, unexplained];
     let found = rules.iter().find_map(|rule| rule(probe, facts));
     let mut unchecked: Vec<String> = match facts {
         Some(f) => f.gaps.iter().map(|(k, v)| format!("{k}: {v}")).collect(),
@@ -261,16 +258,23 @@ pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
     };
     if let Some(f) = facts
         && f.api.is_not_found()
-        && api_answered(probe)
+        && found.as_ref().is_none_or(|f| f.cause != RootCause::ApiNotFound)
     {
         let whose = api_account(probe, facts)
             .filter(|(_, how)| *how != "assumed: the endpoint's account")
             .map(|(a, how)| format!(" (account {a}, {how})"))
             .unwrap_or_default();
-        unchecked.push(format!(
-            "api: GetRestApi cannot see {} from the inspected account, but API Gateway answered for it{whose}: it is owned by another account; read it with --api-role-arn (spec.aws.apiRoleArn) to check its policy and stage",
-            probe.target.api_id
-        ));
+        unchecked.push(if api_answered(probe) {
+            format!(
+                "api: GetRestApi cannot see {} from the inspected account, but API Gateway answered for it{whose}: it is owned by another account; read it with --api-role-arn (spec.aws.apiRoleArn) to check its policy and stage",
+                probe.target.api_id
+            )
+        } else {
+            format!(
+                "api: GetRestApi finds no API {} in the inspected account; if it lives in another account, read it with --api-role-arn (spec.aws.apiRoleArn)",
+                probe.target.api_id
+            )
+        });
     }
     unchecked.sort();
     let f = found.unwrap_or_else(|| Finding {
@@ -291,12 +295,13 @@ pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
 }
 
 /// The diagnosis when the probe itself could not run or report: nothing is known about the path.
-pub fn probe_failed(detail: &str) -> Diagnosis {
+/// `fix`: what to do in the caller's context (a pod's events, or this machine's network).
+pub fn probe_failed(detail: &str, fix: &str) -> Diagnosis {
     Diagnosis {
         root_cause: RootCause::ProbeFailed,
         summary: format!("the probe could not run: {detail}"),
         evidence: vec![detail.to_owned()],
-        remediation: vec![RootCause::ProbeFailed.typical_fix().to_owned()],
+        remediation: vec![fix.to_owned()],
         unchecked: vec!["DNS, TCP, TLS and the invoke: the probe did not report".into()],
         areas: ["dns", "tcp", "tls", "http", "aws"]
             .iter()
@@ -314,18 +319,29 @@ fn unexplained(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {
         Some(i) => {
             let what = i.error.clone().unwrap_or_else(|| format!("{:?}", i.class));
             let mut evidence = vec![format!("{}: {what}", i.url)];
-            if let Some(t) = &probe.tls {
-                evidence.push(format!("TLS with {} at {}: {:?}", t.sni, t.ip, t.outcome));
-            }
+            let first_fix = match &probe.tls {
+                Some(t) => {
+                    evidence.push(format!("TLS with {} at {}: {:?}", t.sni, t.ip, t.outcome));
+                    "TLS succeeded but no HTTP answer came: retry with a longer --timeout; look for a firewall or proxy that accepts TLS but drops requests".to_owned()
+                }
+                None => {
+                    let tcp: Vec<String> =
+                        probe.tcp.iter().map(|t| format!("{}:{} {:?}", t.ip, t.port, t.outcome)).collect();
+                    if !tcp.is_empty() {
+                        evidence.push(format!("TCP: {}", tcp.join(", ")));
+                    }
+                    if probe.tcp.iter().any(|t| t.outcome == TcpOutcome::Unreachable) {
+                        "No route to the endpoint's address from here: check route tables, transit gateway, VPN or Direct Connect routes towards the endpoint's subnets".to_owned()
+                    } else {
+                        "The connection never completed: check security groups, NACLs and routes between this client and the endpoint's subnets".to_owned()
+                    }
+                }
+            };
             finding(
                 RootCause::Unknown,
                 format!("{} got no answer from API Gateway ({what}) and no rule explains it", i.url),
                 evidence,
-                vec![
-                    "Retry with a longer --timeout; look for a firewall or proxy that accepts TLS but drops requests"
-                        .into(),
-                    RootCause::Unknown.typical_fix().to_owned(),
-                ],
+                vec![first_fix, RootCause::Unknown.typical_fix().to_owned()],
             )
         }
         None => finding(
@@ -383,7 +399,10 @@ fn endpoint_and_api_exist(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Opti
             );
         }
     }
-    if facts.api.is_not_found() && !api_answered(probe) {
+    // Only an HTTP answer can confirm it: without one (DNS/TCP/TLS failed) the network rules
+    // run, since the API may simply live in an account the inspection cannot see.
+    let got_answer = probe.invoke.as_ref().is_some_and(|i| i.status.is_some());
+    if facts.api.is_not_found() && got_answer && !api_answered(probe) {
         return finding(
             RootCause::ApiNotFound,
             format!("no REST API {} in {}", t.api_id, t.region),
@@ -394,20 +413,51 @@ fn endpoint_and_api_exist(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Opti
     None
 }
 
-/// Did API Gateway answer *for this API* (an expected status, or an error naming its ARN)? Then
-/// the API exists, even if GetRestApi cannot see it from the inspected account.
+/// The host the invoke went to, from its URL (IPv6 literals without brackets).
+fn invoke_host(probe: &ProbeReport) -> Option<String> {
+    let uri: hyper::Uri = probe.invoke.as_ref()?.url.parse().ok()?;
+    Some(uri.host()?.trim_start_matches('[').trim_end_matches(']').to_owned())
+}
+
+/// Does the invoke's routing (Host header or `x-apigw-api-id`) name the checked API?
+fn routed_to_target(probe: &ProbeReport) -> bool {
+    let Some(i) = probe.invoke.as_ref() else { return false };
+    let id = &probe.target.api_id;
+    let host = i.host_header.split(':').next().unwrap_or_default();
+    i.api_id_header.as_deref() == Some(id.as_str())
+        || host.starts_with(&format!("{id}.execute-api."))
+        || host.starts_with(&format!("{id}-vpce-"))
+}
+
+/// Did API Gateway answer *for this API* (a success for a request routed to it, or an error
+/// naming its ARN)? Then the API exists, even if GetRestApi cannot see it from the inspected
+/// account.
 fn api_answered(probe: &ProbeReport) -> bool {
     probe.invoke.as_ref().is_some_and(|i| {
-        i.class == InvokeClass::Ok
-            || i.message.as_deref().is_some_and(|m| m.contains(&format!(":{}/", probe.target.api_id)))
+        let success = i.class == InvokeClass::Ok && i.status.is_some_and(|s| (200..400).contains(&s));
+        (success && routed_to_target(probe))
+            || i.message
+                .as_deref()
+                .and_then(|m| account_in_message(m, &probe.target.region, &probe.target.api_id))
+                .is_some()
     })
 }
 
-/// The account in the first `arn:…:execute-api:{region}:{account}:…` of an error message.
-pub fn account_in_message(message: &str) -> Option<String> {
-    let start = message.find("arn:")?;
-    let account = message[start..].split(':').nth(4)?;
-    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_owned())
+/// The account in an `arn:{partition}:execute-api:{region}:{account}:{api_id}/…` of an error
+/// message; any other ARN (another API, a principal) is ignored.
+pub fn account_in_message(message: &str, region: &str, api_id: &str) -> Option<String> {
+    message.match_indices("arn:").find_map(|(start, _)| {
+        let mut parts = message[start..].splitn(6, ':');
+        let (_, partition, service, arn_region, account, rest) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let ok = partition.starts_with("aws")
+            && service == "execute-api"
+            && arn_region == region
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && rest.starts_with(&format!("{api_id}/"));
+        ok.then(|| account.to_owned())
+    })
 }
 
 /// The API's account and how we know it: the check's own statement, the ARN API Gateway put in
@@ -416,7 +466,13 @@ fn api_account(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<(String,
     if let Some(a) = facts.and_then(|f| f.api_account_id.clone()) {
         return Some((a, "as configured"));
     }
-    if let Some(a) = probe.invoke.as_ref().and_then(|i| i.message.as_deref()).and_then(account_in_message) {
+    let t = &probe.target;
+    if let Some(a) = probe
+        .invoke
+        .as_ref()
+        .and_then(|i| i.message.as_deref())
+        .and_then(|m| account_in_message(m, &t.region, &t.api_id))
+    {
         return Some((a, "from the ARN in API Gateway's answer"));
     }
     let owner = facts.and_then(|f| f.endpoint.known()).and_then(|e| e.owner_id.clone())?;
@@ -445,9 +501,8 @@ fn cross_account_notes(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<
 
 fn dns(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
     let mode = probe.access.mode;
-    let invoke_host =
-        probe.invoke.as_ref().map(|i| i.url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or(""));
-    let host_result = probe.dns.iter().find(|d| Some(d.host.as_str()) == invoke_host)?;
+    let invoke_host = invoke_host(probe);
+    let host_result = probe.dns.iter().find(|d| Some(&d.host) == invoke_host.as_ref())?;
     let api = probe.dns.iter().find(|d| d.role == HostRole::Api);
     if host_result.addresses.is_empty() {
         let associated = facts.and_then(|f| f.api.known()).map(|a| a.vpc_endpoint_ids.contains(&probe.target.vpce_id));
@@ -534,7 +589,7 @@ fn tcp(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
     if tls_started || probe.invoke.is_none() {
         return None;
     }
-    let host = probe.invoke.as_ref()?.url.trim_start_matches("https://").split(['/', ':']).next()?.to_owned();
+    let host = invoke_host(probe)?;
     let addrs: Vec<_> =
         probe.dns.iter().filter(|d| d.host == host).flat_map(|d| d.addresses.iter().map(|a| a.ip)).collect();
     let results: Vec<_> = probe.tcp.iter().filter(|t| addrs.contains(&t.ip)).collect();
@@ -647,6 +702,80 @@ fn tls(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {
     )
 }
 
+/// `(api id, vpce id)` a hostname names: `{api}.execute-api…`, `{api}-{vpce}.execute-api…` or an
+/// endpoint name `{vpce}-{suffix}[-{az}].execute-api.{region}.vpce.amazonaws.com`.
+fn ids_in_host(host: &str) -> (Option<&str>, Option<&str>) {
+    let first = host.split('.').next().unwrap_or_default();
+    let is_api_id = |s: &str| s.len() == 10 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let vpce_prefix = |s: &'_ str| -> Option<usize> {
+        let hex = s.strip_prefix("vpce-")?;
+        let n = hex.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
+        (8..=17).contains(&n).then_some(5 + n)
+    };
+    if host.ends_with(".vpce.amazonaws.com") {
+        return (None, vpce_prefix(first).map(|n| &first[..n]));
+    }
+    if !host.contains(".execute-api.") {
+        return (None, None);
+    }
+    if is_api_id(first) {
+        return (Some(first), None);
+    }
+    match first.split_once('-') {
+        Some((api, rest)) if is_api_id(api) => {
+            (Some(api), vpce_prefix(rest).filter(|n| *n == rest.len()).map(|_| rest))
+        }
+        _ => (None, None),
+    }
+}
+
+/// A URL checked as given (`--invoke-url`) that is routed to another API or through another
+/// endpoint: whatever it answers is not about the checked API.
+fn routing(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {
+    let invoke = probe.invoke.as_ref()?;
+    invoke.status?;
+    let t = &probe.target;
+    let connect = invoke_host(probe)?;
+    let header_host = invoke.host_header.split(':').next().unwrap_or_default();
+    let (header_api, _) = ids_in_host(header_host);
+    let routed_api = invoke.api_id_header.as_deref().or(header_api);
+    let (_, via_vpce) = ids_in_host(&connect);
+    let (_, alias_vpce) = ids_in_host(header_host);
+    let mut evidence = vec![format!(
+        "{} sent with Host: {}{}",
+        invoke.url,
+        invoke.host_header,
+        invoke.api_id_header.as_deref().map(|a| format!(", x-apigw-api-id: {a}")).unwrap_or_default()
+    )];
+    let path = if t.path == "/" { format!("/{}/", t.stage) } else { format!("/{}{}", t.stage, t.path) };
+    let alias = format!("https://{}-{}.execute-api.{}.amazonaws.com{path}", t.api_id, t.vpce_id, t.region);
+    if let Some(other) = routed_api.filter(|a| *a != t.api_id) {
+        evidence.push(format!("API Gateway routes this request to API {other}"));
+        return finding(
+            RootCause::InvokeUrlInvalid,
+            format!("the request is routed to API {other}, not {}: the answer is not about the checked API", t.api_id),
+            evidence,
+            vec![
+                format!(
+                    "Use 'Host: {}.execute-api.{}.amazonaws.com' or 'x-apigw-api-id: {}' (or the URL {alias})",
+                    t.api_id, t.region, t.api_id
+                ),
+                "or correct the API id the check is for".into(),
+            ],
+        );
+    }
+    if let Some(other) = via_vpce.or(alias_vpce).filter(|v| *v != t.vpce_id) {
+        evidence.push(format!("the URL names endpoint {other}"));
+        return finding(
+            RootCause::InvokeUrlInvalid,
+            format!("the URL goes through VPC endpoint {other}, not {}", t.vpce_id),
+            evidence,
+            vec![format!("Call {alias}, or check the endpoint your workload is meant to use")],
+        );
+    }
+    None
+}
+
 fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
     let invoke = probe.invoke.as_ref()?;
     let status = invoke.status?;
@@ -664,6 +793,12 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
         InvokeClass::Unauthorized | InvokeClass::AuthorizerDenied | InvokeClass::SignatureError => {
             RootCause::AuthorizationRequired
         }
+        // API Gateway could not tell which API was meant: that precedes any auth question.
+        InvokeClass::Forbidden
+            if invoke.api_id_header.is_none() && invoke.host_header.contains(".vpce.amazonaws.com") =>
+        {
+            RootCause::InvokeUrlInvalid
+        }
         _ if requires_auth => RootCause::AuthorizationRequired,
         InvokeClass::Forbidden => {
             let not_private =
@@ -671,9 +806,6 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
             match (not_private, probe.access.mode) {
                 (true, AccessMode::PrivateDns) => RootCause::PublicApiShadowedByPrivateDns,
                 (true, _) => RootCause::ApiNotPrivate,
-                (false, _) if invoke.api_id_header.is_none() && invoke.host_header.contains(".vpce.amazonaws.com") => {
-                    RootCause::InvokeUrlInvalid
-                }
                 _ => RootCause::UnexpectedStatus,
             }
         }
@@ -691,6 +823,9 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
                         );
                     }
                 }
+                return Some(f);
+            }
+            if let Some(f) = facts.and_then(|f| endpoint_policy_alone(probe, f, &evidence)) {
                 return Some(f);
             }
             if let Some((ev, fix)) = notes {
@@ -757,6 +892,34 @@ fn invoke_url_invalid(
             format!("or call https://{alias}{path} (needs the API associated with {})", t.vpce_id),
         ],
     )
+}
+
+/// The API's policy is unreadable (another account): the endpoint policy, readable here, may
+/// still be the layer that denied. Only a definite deny is reported.
+fn endpoint_policy_alone(probe: &ProbeReport, facts: &AwsFacts, live: &[String]) -> Option<Finding> {
+    use crate::policy::{ApiRef, CallerPrincipal, Decision, PolicyDocument, RequestContext, evaluate, execute_api_arn};
+    let t = &probe.target;
+    let text = facts.endpoint.known()?.policy.as_deref()?;
+    let policy = PolicyDocument::parse(text).ok()?;
+    let (account, _) = api_account(probe, Some(facts))?;
+    let arn = execute_api_arn(&ApiRef::new(&t.region, account, &t.api_id), &t.stage, &t.method, &t.path);
+    let request = RequestContext::new(CallerPrincipal::Anonymous, arn.clone())
+        .source_vpce(&t.vpce_id)
+        .without_key("aws:SourceIp")
+        .without_key("aws:PrincipalAccount");
+    match evaluate(&policy, &request) {
+        Decision::ExplicitDeny { .. } | Decision::ImplicitDeny => {
+            let mut evidence = live.to_vec();
+            evidence.push(format!("the endpoint policy of {} does not allow execute-api:Invoke on {arn}", t.vpce_id));
+            finding(
+                RootCause::EndpointPolicyDenied,
+                format!("the VPC endpoint policy of {} denies execute-api:Invoke on {}", t.vpce_id, t.api_id),
+                evidence,
+                vec![format!("Allow execute-api:Invoke on {arn} for principal \"*\" in the policy of {}", t.vpce_id)],
+            )
+        }
+        _ => None,
+    }
 }
 
 /// Why API Gateway said "not authorized": evaluates the stored resource and endpoint policies

@@ -463,9 +463,18 @@ fn the_denying_statement_is_named() {
 #[test]
 fn cross_account_calls_are_named_as_such() {
     let msg = "User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:444455556666:abcde12345/prod/GET/health";
-    assert_eq!(super::account_in_message(msg).as_deref(), Some("444455556666"));
-    assert_eq!(super::account_in_message("arn:aws:execute-api:us-east-1:12:x/y"), None);
-    assert_eq!(super::account_in_message("Forbidden"), None);
+    let acct = |m: &str| super::account_in_message(m, "us-east-1", "abcde12345");
+    assert_eq!(acct(msg).as_deref(), Some("444455556666"));
+    assert_eq!(acct("arn:aws:execute-api:us-east-1:12:abcde12345/y"), None);
+    assert_eq!(acct("Forbidden"), None);
+    // Only this API's execute-api ARN counts: not another API's, not another region's, not a principal.
+    assert_eq!(acct(&msg.replace("abcde12345", "zzzzz99999")), None);
+    assert_eq!(acct(&msg.replace("us-east-1", "eu-west-1")), None);
+    assert_eq!(acct("User: arn:aws:sts::777788889999:assumed-role/r/s is not authorized"), None);
+    assert_eq!(
+        acct("User: arn:aws:sts::777788889999:assumed-role/r/s is not authorized on arn:aws:execute-api:us-east-1:444455556666:abcde12345/prod/GET/").as_deref(),
+        Some("444455556666")
+    );
 
     let owned_by = |f: &mut AwsFacts, owner: &str| {
         if let Fact::Known { value } = &mut f.endpoint {
@@ -520,8 +529,124 @@ fn cross_account_calls_are_named_as_such() {
 }
 
 #[test]
+fn an_invisible_api_does_not_hide_network_failures() {
+    // Another account's API (GetRestApi: NotFound) behind a security group that blocks 443:
+    // the timeout is explained by the groups read with our own credentials.
+    let mut timeout = healthy();
+    timeout.tls = None;
+    timeout.tcp[0].outcome = TcpOutcome::Timeout;
+    timeout.invoke.as_mut().unwrap().status = None;
+    timeout.invoke.as_mut().unwrap().class = InvokeClass::ConnectionError;
+    let mut f = network_facts(vec![], vec![]);
+    f.api = Fact::NotFound { detail: "Invalid API identifier specified".into() };
+    let d = diagnose(&timeout, Some(&f));
+    assert_eq!(d.root_cause, RootCause::SecurityGroupBlocked, "{}", d.summary);
+    assert!(d.unchecked.iter().any(|u| u.contains("--api-role-arn")), "{:?}", d.unchecked);
+
+    // A 200 through a custom domain proves nothing about this API id: still ApiNotFound.
+    let mut custom = healthy();
+    custom.invoke.as_mut().unwrap().host_header = "api.internal.example.com".into();
+    let mut f = facts();
+    f.api = Fact::NotFound { detail: "x".into() };
+    assert_eq!(diagnose(&custom, Some(&f)).root_cause, RootCause::ApiNotFound);
+}
+
+#[test]
+fn urls_routed_elsewhere_are_invalid_even_when_they_answer() {
+    let vpce_host = "vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com";
+    let other_vpce_host = "vpce-0fedcba9876543210-zzzzzzzz.execute-api.us-east-1.vpce.amazonaws.com";
+    let via = |url_host: &str, host_header: &str, api_id_header: Option<&str>| {
+        let mut r = healthy();
+        let i = r.invoke.as_mut().unwrap();
+        i.url = format!("https://{url_host}/prod/health");
+        i.host_header = host_header.into();
+        i.api_id_header = api_id_header.map(str::to_owned);
+        r.dns[0].host = url_host.into();
+        r
+    };
+    let cases = [
+        (
+            "Host names another API",
+            via(vpce_host, "zzzzz99999.execute-api.us-east-1.amazonaws.com", None),
+            "API zzzzz99999",
+        ),
+        ("x-apigw-api-id names another API", via(vpce_host, vpce_host, Some("zzzzz99999")), "API zzzzz99999"),
+        ("another endpoint's name", via(other_vpce_host, API_HOST, None), "vpce-0fedcba9876543210"),
+        (
+            "another endpoint's alias",
+            via(
+                "abcde12345-vpce-0fedcba9876543210.execute-api.us-east-1.amazonaws.com",
+                "abcde12345-vpce-0fedcba9876543210.execute-api.us-east-1.amazonaws.com",
+                None,
+            ),
+            "vpce-0fedcba9876543210",
+        ),
+    ];
+    for (name, report, want) in cases {
+        let d = diagnose(&report, Some(&facts()));
+        assert_eq!(d.root_cause, RootCause::InvokeUrlInvalid, "{name}: {}", d.summary);
+        assert!(d.summary.contains(want), "{name}: {}", d.summary);
+        assert!(d.remediation.iter().any(|r| r.contains(ALIAS)), "{name}: {:?}", d.remediation);
+    }
+    // The right API through the right endpoint's name, with its Host header: healthy.
+    assert_eq!(diagnose(&via(vpce_host, API_HOST, None), Some(&facts())).root_cause, RootCause::Healthy);
+    assert_eq!(diagnose(&via(vpce_host, vpce_host, Some("abcde12345")), Some(&facts())).root_cause, RootCause::Healthy);
+
+    // A bare vpce host on a method that needs IAM: API Gateway could not pick the API at all.
+    let mut bare = via(vpce_host, vpce_host, None);
+    let i = bare.invoke.as_mut().unwrap();
+    i.class = InvokeClass::Forbidden;
+    i.status = Some(403);
+    let mut f = facts();
+    f.method = Fact::Known {
+        value: crate::aws::facts::MethodFacts {
+            resource_path: "/health".into(),
+            http_method: "GET".into(),
+            authorization_type: "AWS_IAM".into(),
+            api_key_required: false,
+        },
+    };
+    assert_eq!(diagnose(&bare, Some(&f)).root_cause, RootCause::InvokeUrlInvalid);
+}
+
+#[test]
+fn cross_account_endpoint_policy_is_still_evaluated() {
+    // The API cannot be read, but our endpoint's policy only allows another API: that is the cause.
+    let msg = "User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:444455556666:abcde12345/prod/GET/health";
+    let mut denied = answered(InvokeClass::AnonymousNotAuthorized, 403);
+    denied.invoke.as_mut().unwrap().message = Some(msg.into());
+    let mut f = facts();
+    f.api = Fact::NotFound { detail: "x".into() };
+    if let Fact::Known { value } = &mut f.endpoint {
+        value.owner_id = Some("111122223333".into());
+        value.policy = Some(r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:us-east-1:*:zzzzz99999/*"}]}"#.into());
+    }
+    let d = diagnose(&denied, Some(&f));
+    assert_eq!(d.root_cause, RootCause::EndpointPolicyDenied, "{}", d.summary);
+    assert!(
+        d.remediation[0].contains("arn:aws:execute-api:us-east-1:444455556666:abcde12345/prod/GET/health"),
+        "{:?}",
+        d.remediation
+    );
+}
+
+#[test]
+fn no_route_is_not_blamed_on_tls() {
+    let mut r = healthy();
+    r.tls = None;
+    r.tcp[0].outcome = TcpOutcome::Unreachable;
+    let i = r.invoke.as_mut().unwrap();
+    i.status = None;
+    i.class = InvokeClass::ConnectionError;
+    i.error = Some("not sent: no TCP connection".into());
+    let d = diagnose(&r, None);
+    assert_eq!(d.root_cause, RootCause::Unknown);
+    assert!(d.remediation[0].starts_with("No route to the endpoint's address"), "{:?}", d.remediation);
+}
+
+#[test]
 fn a_probe_that_could_not_run_is_probe_failed() {
-    let d = super::probe_failed("pod pvtapi-probe-x: ImagePullBackOff");
+    let d = super::probe_failed("pod pvtapi-probe-x: ImagePullBackOff", "look at the pod's events");
     assert_eq!(d.root_cause, RootCause::ProbeFailed);
     assert!(d.evidence[0].contains("ImagePullBackOff"));
     assert!(d.areas.iter().all(|a| a.status == super::AreaStatus::Unknown));

@@ -47,35 +47,37 @@ const MAX_URL_LEN: usize = 2048;
 impl InvokeUrl {
     /// Parses an `https://` URL without credentials or fragment; the error says what is wrong.
     pub fn parse(url: &str) -> Result<Self, String> {
+        // Errors never repeat the URL: it may carry a password (even a malformed one).
         if url.len() > MAX_URL_LEN {
-            return Err(format!("is longer than {MAX_URL_LEN} characters"));
+            return Err(format!("it is longer than {MAX_URL_LEN} characters"));
         }
-        let Some((_, rest)) = url.split_once("://") else {
-            return Err(format!("{url:?} is not an absolute URL (expected https://HOST/STAGE/PATH)"));
+        let after_scheme = url.split_once("://").or_else(|| url.split_once(":/")).map_or(url, |(_, rest)| rest);
+        if after_scheme.split('/').next().is_some_and(|authority| authority.contains('@')) {
+            return Err("it contains credentials (user:password@); pass it without them".into());
+        }
+        let Some((scheme, _)) = url.split_once("://") else {
+            return Err("it is not an absolute URL (expected https://HOST/STAGE/PATH)".into());
         };
-        if rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@')) {
-            // Never echo it: the user part may be a password.
-            return Err("the URL contains credentials (user:password@); pass it without them".into());
+        if !scheme.eq_ignore_ascii_case("https") {
+            return Err(format!("it uses {scheme}://; private APIs are only served over https://"));
         }
-        let uri: hyper::Uri = url.parse().map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("https") => {}
-            Some(other) => {
-                return Err(format!("{url:?} uses {other}://; private APIs are only served over https://"));
-            }
-            None => return Err(format!("{url:?} is not an absolute URL (expected https://HOST/STAGE/PATH)")),
-        }
-        let authority = uri.authority().ok_or_else(|| format!("{url:?} has no host"))?;
         if url.contains('#') {
-            return Err(format!("{url:?} has a fragment (#…), which is never sent; remove it"));
+            return Err("it has a fragment (#…), which is never sent; remove it".into());
         }
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("it is not a valid URL ({e})"))?;
+        let authority = uri.authority().ok_or("it has no host")?;
         let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         if host.is_empty() {
-            return Err(format!("{url:?} has an empty host"));
+            return Err("it has an empty host".into());
         }
+        let after_host = authority.as_str().rsplit_once(']').map_or(authority.as_str(), |(_, rest)| rest);
+        let port = match after_host.split_once(':') {
+            None => None,
+            Some((_, p)) => Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("it is not a valid URL (bad port)")?),
+        };
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         let path = if path.is_empty() { "/".to_owned() } else { path };
-        Ok(Self { host, port: authority.port_u16(), path, host_header: None, api_id_header: None })
+        Ok(Self { host, port, path, host_header: None, api_id_header: None })
     }
 
     /// Adds a `Name: value` header; only `Host` and `x-apigw-api-id` change where API Gateway
@@ -214,7 +216,9 @@ impl Target {
     pub fn plan_for_url(&self, url: &InvokeUrl, default_port: u16) -> InvokePlan {
         let api_host = self.api_host();
         let port = url.port.unwrap_or(default_port);
-        let authority = if port == 443 { url.host.clone() } else { format!("{}:{port}", url.host) };
+        let ipv6 = url.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_ipv6());
+        let host = if ipv6 { format!("[{}]", url.host) } else { url.host.clone() };
+        let authority = if port == 443 { host } else { format!("{host}:{port}") };
         let host_header = url.host_header.clone().unwrap_or_else(|| authority.clone());
         let header_host = host_header.split(':').next().unwrap_or_default();
         let access = if url.api_id_header.is_some() {
@@ -231,13 +235,10 @@ impl Target {
         } else {
             AccessMode::CustomDomain
         };
-        let ip_host = url.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_ipv6());
-        let url_authority =
-            if ip_host { authority.replacen(&url.host, &format!("[{}]", url.host), 1) } else { authority };
         InvokePlan {
             access,
             connect_host: url.host.clone(),
-            url: format!("https://{url_authority}{}", url.path),
+            url: format!("https://{authority}{}", url.path),
             request_path: url.path.clone(),
             host_header,
             api_id_header: url.api_id_header.clone(),
@@ -421,6 +422,7 @@ mod tests {
         let v6 = InvokeUrl::parse("https://[fd00::1]/prod/").unwrap();
         assert_eq!(v6.host, "fd00::1");
         assert_eq!(t.plan_for_url(&v6, 443).url, "https://[fd00::1]/prod/");
+        assert_eq!(t.plan_for_url(&v6, 443).host_header, "[fd00::1]");
     }
 
     #[test]
@@ -429,9 +431,13 @@ mod tests {
             ("http://abcde12345.execute-api.us-east-1.amazonaws.com/prod", "https://"),
             ("abcde12345.execute-api.us-east-1.amazonaws.com/prod", "absolute"),
             ("https://user:secret@host.example/prod", "credentials"),
+            ("user:secret@host.example/prod", "credentials"),
+            ("https:/user:secret@host.example/prod", "credentials"),
+            ("https://user:se?cr#et@host.example/prod", "credentials"),
             ("https://host.example/prod#frag", "fragment"),
-            ("https://", "not a URL"),
-            ("https://exa mple.com/", "not a URL"),
+            ("https://", "not a valid URL"),
+            ("https://exa mple.com/secret", "not a valid URL"),
+            ("https://host:99999/secret", "not a valid URL"),
         ];
         for (url, want) in cases {
             let err = InvokeUrl::parse(url).unwrap_err();
