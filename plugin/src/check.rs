@@ -17,9 +17,20 @@ use pvtapi_engine::diagnosis::{AreaStatus, CheckReport, Diagnosis, diagnose};
 use pvtapi_engine::probe::ProbeReport;
 
 #[derive(Debug, Args)]
-#[command(after_help = "Exit status: 0 healthy, 1 a problem was found, 2 the tool could not do its job.\n\n\
-    Examples:\n  kubectl pvtapi check --local --api-id abcde12345 --region us-east-1 --stage prod --path /health \\\n      \
-    --vpce vpce-0123456789abcdef0\n  kubectl pvtapi check --local ... -o json    # the full diagnosis, probe report and AWS facts")]
+#[command(after_help = "AWS facts are read with the usual credential chain (AWS_PROFILE, keys, SSO, instance role); \
+    the read-only actions are in deploy/iam-policy.json. Without credentials the check still runs and says what it \
+    could not verify.\n\n\
+    Exit status: 0 healthy, 1 a problem was found, 2 the tool could not do its job (bad flags, no network).\n\n\
+    Examples:\n  \
+    kubectl pvtapi check --local --api-id abcde12345 --region us-east-1 --stage prod --path /health \\\n      \
+    --vpce vpce-0123456789abcdef0 --source-ip 10.0.2.15\n  \
+    # the exact URL and headers your workload uses:\n  \
+    kubectl pvtapi check --local ... -H 'Host: abcde12345.execute-api.us-east-1.amazonaws.com' \\\n      \
+    --invoke-url \\\n      \
+    https://vpce-0123456789abcdef0-abcd.execute-api.us-east-1.vpce.amazonaws.com/prod/health\n  \
+    # an API owned by another account:\n  \
+    kubectl pvtapi check --local ... --api-role-arn arn:aws:iam::222222222222:role/pvtapi-reader\n  \
+    kubectl pvtapi check --local ... -o json    # the full report: docs/check-report.md")]
 pub struct CheckArgs {
     /// Run everything from this machine (required until the in-cluster `check NAME` lands).
     #[arg(long)]
