@@ -43,6 +43,10 @@ pub struct CheckArgs {
     /// Skip the AWS inspection (no credentials needed; network-level causes only).
     #[arg(long)]
     no_aws: bool,
+    /// Region of the VPC endpoint (and of this machine's VPC), when it is not the API's region.
+    /// An execute-api endpoint reaches only APIs in its own region: this finds that mistake.
+    #[arg(long, value_parser = validate::region)]
+    vpce_region: Option<String>,
     /// The 12-digit account that owns the API, when it is not the endpoint's (cross-account).
     #[arg(long, value_parser = validate::account_id)]
     api_account_id: Option<String>,
@@ -235,19 +239,25 @@ async fn inspector(args: &CheckArgs, spinner: &indicatif::ProgressBar) -> (Optio
         return (None, Some("skipped (--no-aws): policies, security groups and NACLs were not checked".to_owned()));
     }
     spinner.set_message("loading AWS credentials…");
-    let options = SdkOptions {
-        region: Some(args.target.region.clone()),
+    let options = |region: &str| SdkOptions {
+        region: Some(region.to_owned()),
         max_attempts: 2,
         operation_timeout: Duration::from_secs(15),
         ..Default::default()
     };
-    let config = pvtapi_engine::aws::load_sdk_config(&options).await;
+    // The API side in the API's region; the network side (endpoint, VPC, groups) in the endpoint's.
+    let config = pvtapi_engine::aws::load_sdk_config(&options(&args.target.region)).await;
+    let network = match &args.vpce_region {
+        Some(region) if *region != args.target.region => pvtapi_engine::aws::load_sdk_config(&options(region)).await,
+        _ => config.clone(),
+    };
     match pvtapi_engine::aws::credentials_available(&config, Duration::from_secs(10)).await {
         Ok(()) => {
             let api_config = match &args.api_role_arn {
                 Some(role) => pvtapi_engine::aws::assume_role(&config, role).await,
                 None => config.clone(),
             };
+            let config = network;
             (Some(Inspector::cross_account(&config, &api_config, Duration::from_secs(300), None)), None)
         }
         Err(err) => (

@@ -40,6 +40,9 @@ struct Scenario {
     /// Pass `--api-role-arn` so the check can read the API in `apiAccount` (default true).
     #[serde(default = "yes")]
     read_api_with_role: bool,
+    /// Region of the VPC, endpoint and client (default: the API's, us-east-1); passed as
+    /// `--vpce-region`.
+    endpoint_region: Option<String>,
     expect: Expect,
 }
 
@@ -100,7 +103,11 @@ async fn aws_world(moto: &Moto, s: &Scenario) -> String {
         Some(account) => pvtapi_engine::aws::assume_role(&config, &role_in(account)).await,
         None => config.clone(),
     };
-    world::build_cross_account(&config, &api_config, &spec).await.vpce
+    let network = match &s.endpoint_region {
+        Some(region) => moto.sdk_config(region).await,
+        None => config,
+    };
+    world::build_cross_account(&network, &api_config, &spec).await.vpce
 }
 
 fn role_in(account: &str) -> String {
@@ -159,6 +166,9 @@ async fn run_scenario(path: &Path) -> Result<(), String> {
         }
         if let Some(account) = s.api_account.as_deref().filter(|_| s.read_api_with_role) {
             cmd.args(["--api-role-arn", &role_in(account)]);
+        }
+        if let Some(region) = &s.endpoint_region {
+            cmd.args(["--vpce-region", region]);
         }
         cmd.args(["--vpce", &vpce, "--nameserver", &dns.addr().to_string(), "--source-ip", CLIENT_IP])
             .args([

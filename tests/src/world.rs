@@ -69,7 +69,10 @@ async fn build_inner(
     let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.map_err(fail("CreateVpc"))?;
     let vpc = vpc.vpc.and_then(|v| v.vpc_id).ok_or("CreateVpc id")?;
     let mut subnets = Vec::new();
-    for (cidr, az) in [("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b")] {
+    // The network side lives in the region of `config` (an endpoint in another region than the
+    // API is the cross-region case).
+    let region = config.region().map(|r| r.to_string()).ok_or("the SDK config has no region")?;
+    for (cidr, az) in [("10.0.1.0/24", format!("{region}a")), ("10.0.2.0/24", format!("{region}b"))] {
         let out = ec2.create_subnet().vpc_id(&vpc).cidr_block(cidr).availability_zone(az).send().await;
         subnets.push(out.map_err(fail("CreateSubnet"))?.subnet.and_then(|s| s.subnet_id).ok_or("CreateSubnet id")?);
     }
@@ -105,7 +108,7 @@ async fn build_inner(
         .create_vpc_endpoint()
         .vpc_endpoint_type(VpcEndpointType::Interface)
         .vpc_id(&vpc)
-        .service_name("com.amazonaws.us-east-1.execute-api")
+        .service_name(format!("com.amazonaws.{region}.execute-api"))
         .subnet_ids(&subnet_endpoint)
         .security_group_ids(&sg_endpoint)
         .private_dns_enabled(true)

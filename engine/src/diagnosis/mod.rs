@@ -368,7 +368,13 @@ fn endpoint_and_api_exist(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Opti
             RootCause::EndpointNotFound,
             format!("VPC endpoint {} does not exist in {}", t.vpce_id, t.region),
             vec![format!("DescribeVpcEndpoints: {} not found", t.vpce_id)],
-            vec!["Correct spec.endpoint.vpcEndpointId, or inspect from the endpoint's account".into()],
+            vec![
+                "Correct spec.endpoint.vpcEndpointId, or inspect from the endpoint's account".into(),
+                format!(
+                    "If the endpoint is in another region than the API ({}), say so (--vpce-region): an execute-api endpoint reaches only APIs in its own region",
+                    t.region
+                ),
+            ],
         );
     }
     if let Some(e) = facts.endpoint.known() {
