@@ -23,13 +23,9 @@ pub struct CliError(pub String);
 /// Largest CA bundle accepted.
 const MAX_CA_BUNDLE_BYTES: u64 = 1024 * 1024;
 
+/// The check's target, shared by `pvtapi-operator probe` and `kubectl pvtapi check`; each command
+/// carries its own help epilogue (exit status, examples).
 #[derive(Debug, Args)]
-#[command(
-    after_help = "The report is JSON on stdout (format: docs/probe-report.md). Exit status: 0 when the probe ran, \
-    whatever the API answered; 2 when it could not run (bad flags, unreadable CA bundle).\n\n\
-    Example:\n  pvtapi-operator probe --api-id abcde12345 --region us-east-1 --stage prod --path /health \\\n      \
-    --vpce vpce-0123456789abcdef0 --vpce-dns vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com"
-)]
 pub struct TargetArgs {
     /// REST API id (10 lowercase letters/digits).
     #[arg(long, value_parser = validate::api_id)]

@@ -14,7 +14,8 @@ use pvtapi_engine::probe::report::REPORT_BUDGET_BYTES;
 #[derive(Debug, Args)]
 #[command(
     after_help = "The report is JSON on stdout (format: docs/probe-report.md). Exit status: 0 when the probe ran, \
-    whatever the API answered; 2 when it could not run (bad flags, unreadable CA bundle).\n\n\
+    whatever the API answered; 2 when it could not run (bad flags, unreadable CA bundle, no route to any DNS \
+    resolver).\n\n\
     Example:\n  pvtapi-operator probe --api-id abcde12345 --region us-east-1 --stage prod --path /health \\\n      \
     --vpce vpce-0123456789abcdef0 --vpce-dns vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com"
 )]

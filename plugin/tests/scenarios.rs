@@ -18,6 +18,9 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
 const API_HOST: &str = "abcde12345.execute-api.us-east-1.amazonaws.com";
+/// Every scenario checks the world's API, GET /prod/health in us-east-1.
+const CHECK: [&str; 10] =
+    ["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"];
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -141,18 +144,7 @@ async fn run_scenario(path: &Path) -> Result<(), String> {
         DnsServer::start(&Zone::new().with(Record::addr(API_HOST, api_ip)).with(Record::addr(&vpce_host, api_ip)));
     let build = |format: &str| {
         let mut cmd = Command::new(BIN);
-        cmd.args([
-            "check",
-            "--local",
-            "--api-id",
-            API,
-            "--region",
-            "us-east-1",
-            "--stage",
-            "prod",
-            "--path",
-            "/health",
-        ]);
+        cmd.args(CHECK);
         match &s.invoke_url {
             Some(url) => {
                 cmd.args(["--invoke-url", &url.replace("VPCE_HOST", &vpce_host)]);
@@ -203,33 +195,22 @@ fn run_isolated(s: &Scenario, path: &Path) -> Result<(), String> {
     let vpce = "vpce-0123456789abcdef0";
     let build = |format: &str| {
         let mut cmd = ns.command(BIN);
-        cmd.args([
-            "check",
-            "--local",
-            "--no-aws",
-            "--api-id",
-            API,
-            "--region",
-            "us-east-1",
-            "--stage",
-            "prod",
-            "--path",
-            "/health",
-        ])
-        .args([
-            "--vpce",
-            vpce,
-            "--access",
-            "private-dns",
-            "--nameserver",
-            &dns.addr().to_string(),
-            "--timeout",
-            "1",
-            "-o",
-            format,
-        ])
-        .env_remove("HTTPS_PROXY")
-        .env_remove("https_proxy");
+        cmd.args(CHECK)
+            .arg("--no-aws")
+            .args([
+                "--vpce",
+                vpce,
+                "--access",
+                "private-dns",
+                "--nameserver",
+                &dns.addr().to_string(),
+                "--timeout",
+                "1",
+                "-o",
+                format,
+            ])
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy");
         cmd
     };
     let out = tokio::task::block_in_place(|| build("json").output()).unwrap();

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::AwsFacts;
 use crate::probe::ProbeReport;
 use crate::probe::classify::{AddressClass, InvokeClass, TcpOutcome};
-use crate::probe::report::{DnsComparison, DnsOutcome, TlsOutcome};
+use crate::probe::report::{DnsComparison, DnsOutcome, TargetSummary, TlsOutcome};
 use crate::probe::target::HostRole;
 
 /// The one answer.
@@ -492,17 +492,38 @@ fn cross_account(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<(Strin
     (owner != api).then_some((owner, api))
 }
 
-/// Evidence and a fix step for a cross-account call, appended to policy findings.
-fn cross_account_notes(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<(String, String)> {
-    let (owner, api) = cross_account(probe, facts)?;
+/// The evidence line for a cross-account call (endpoint owner, API account).
+fn cross_account_evidence(t: &TargetSummary, owner: &str, api: &str) -> String {
+    format!("cross-account: {} belongs to account {owner}, API {} to account {api}", t.vpce_id, t.api_id)
+}
+
+/// `aws apigateway create-deployment …` for the checked stage.
+fn redeploy_command(t: &TargetSummary) -> String {
+    format!("aws apigateway create-deployment --rest-api-id {} --stage-name {}", t.api_id, t.stage)
+}
+
+/// This exact call as IAM sees it: anonymous, `execute-api:Invoke` on the method's ARN in
+/// `account`, through the endpoint (no `aws:SourceIp` there), from its VPC and the client's IP.
+fn anonymous_call(
+    probe: &ProbeReport,
+    facts: &AwsFacts,
+    account: String,
+) -> (crate::policy::ApiRef, String, crate::policy::RequestContext) {
+    use crate::policy::{ApiRef, CallerPrincipal, RequestContext, execute_api_arn};
     let t = &probe.target;
-    Some((
-        format!("cross-account: {} belongs to account {owner}, API {} to account {api}", t.vpce_id, t.api_id),
-        format!(
-            "Cross-account access is granted only by the API's resource policy (in account {api}): it must allow aws:SourceVpce = {} (or that endpoint's VPC id) from account {owner}; the endpoint and the API must be in the same region ({})",
-            t.vpce_id, t.region
-        ),
-    ))
+    let api_ref = ApiRef::new(&t.region, account, &t.api_id);
+    let arn = execute_api_arn(&api_ref, &t.stage, &t.method, &t.path);
+    let mut request = RequestContext::new(CallerPrincipal::Anonymous, arn.clone())
+        .source_vpce(&t.vpce_id)
+        .without_key("aws:SourceIp")
+        .without_key("aws:PrincipalAccount");
+    if let Some(vpc) = facts.endpoint.known().and_then(|e| e.vpc_id.clone()) {
+        request = request.source_vpc(vpc);
+    }
+    if let Some(c) = facts.client.known() {
+        request = request.vpc_source_ip(c.ip.to_string());
+    }
+    (api_ref, arn, request)
 }
 
 fn dns(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
@@ -572,10 +593,7 @@ fn dns(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
             vec![format!("{} → {} (public)", api.host, ips.join(", "))],
             vec![
                 format!("Enable private DNS names on {}", probe.target.vpce_id),
-                format!(
-                    "or call https://{}-{}.execute-api.{}.amazonaws.com/{}",
-                    probe.target.api_id, probe.target.vpce_id, probe.target.region, probe.target.stage
-                ),
+                format!("or call https://{}/{}", probe.target.alias_host(), probe.target.stage),
             ],
         );
     }
@@ -718,7 +736,7 @@ fn ids_in_host(host: &str) -> (Option<&str>, Option<&str>) {
         let n = hex.bytes().take_while(|b| b.is_ascii_hexdigit()).count();
         (8..=17).contains(&n).then_some(5 + n)
     };
-    if host.ends_with(".vpce.amazonaws.com") {
+    if crate::probe::target::is_vpce_host(host) {
         return (None, vpce_prefix(first).map(|n| &first[..n]));
     }
     if !host.contains(".execute-api.") {
@@ -753,8 +771,7 @@ fn routing(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {
         invoke.host_header,
         invoke.api_id_header.as_deref().map(|a| format!(", x-apigw-api-id: {a}")).unwrap_or_default()
     )];
-    let path = if t.path == "/" { format!("/{}/", t.stage) } else { format!("/{}{}", t.stage, t.path) };
-    let alias = format!("https://{}-{}.execute-api.{}.amazonaws.com{path}", t.api_id, t.vpce_id, t.region);
+    let alias = format!("https://{}{}", t.alias_host(), t.stage_path());
     if let Some(other) = routed_api.filter(|a| *a != t.api_id) {
         evidence.push(format!("API Gateway routes this request to API {other}"));
         return finding(
@@ -762,10 +779,7 @@ fn routing(probe: &ProbeReport, _: Option<&AwsFacts>) -> Option<Finding> {
             format!("the request is routed to API {other}, not {}: the answer is not about the checked API", t.api_id),
             evidence,
             vec![
-                format!(
-                    "Use 'Host: {}.execute-api.{}.amazonaws.com' or 'x-apigw-api-id: {}' (or the URL {alias})",
-                    t.api_id, t.region, t.api_id
-                ),
+                format!("Use 'Host: {}' or 'x-apigw-api-id: {}' (or the URL {alias})", t.api_host(), t.api_id),
                 "or correct the API id the check is for".into(),
             ],
         );
@@ -801,7 +815,8 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
         }
         // API Gateway could not tell which API was meant: that precedes any auth question.
         InvokeClass::Forbidden
-            if invoke.api_id_header.is_none() && invoke.host_header.contains(".vpce.amazonaws.com") =>
+            if invoke.api_id_header.is_none()
+                && crate::probe::target::is_vpce_host(invoke.host_header.split(':').next().unwrap_or_default()) =>
         {
             RootCause::InvokeUrlInvalid
         }
@@ -817,12 +832,13 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
         }
         // Policy answers: the stored policies say which layer and statement, when we have them.
         InvokeClass::ExplicitDeny | InvokeClass::AnonymousNotAuthorized => {
-            let notes = cross_account_notes(probe, facts);
+            let t = &probe.target;
+            let cross = cross_account(probe, facts);
             if let Some(mut f) = facts.and_then(|f| policy_finding(probe, f, &evidence)) {
-                if let (Some((ev, _)), Some((owner, api))) = (notes.clone(), cross_account(probe, facts))
+                if let Some((owner, api)) = &cross
                     && f.cause != RootCause::EndpointPolicyDenied
                 {
-                    f.evidence.push(ev);
+                    f.evidence.push(cross_account_evidence(t, owner, api));
                     if let Some(first) = f.remediation.first_mut() {
                         *first = format!(
                             "In account {api}, the API's owner (cross-account access from account {owner}'s endpoint is granted only by the API's resource policy): {first}"
@@ -834,31 +850,27 @@ fn http(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Option<Finding> {
             if let Some(f) = facts.and_then(|f| endpoint_policy_alone(probe, f, &evidence)) {
                 return Some(f);
             }
-            if let Some((ev, fix)) = notes {
-                let cause = if invoke.class == InvokeClass::ExplicitDeny {
-                    RootCause::ResourcePolicyExplicitDeny
-                } else {
-                    RootCause::ResourcePolicyDenied
-                };
-                evidence.push(ev);
+            let cause = if invoke.class == InvokeClass::ExplicitDeny {
+                RootCause::ResourcePolicyExplicitDeny
+            } else {
+                RootCause::ResourcePolicyDenied
+            };
+            if let Some((owner, api)) = cross {
+                evidence.push(cross_account_evidence(t, &owner, &api));
                 return finding(
                     cause,
                     format!("{}: HTTP {status} ({:?})", cause.meaning().trim_end_matches('.'), invoke.class),
                     evidence,
                     vec![
-                        fix,
                         format!(
-                            "then redeploy: aws apigateway create-deployment --rest-api-id {} --stage-name {}",
-                            probe.target.api_id, probe.target.stage
+                            "Cross-account access is granted only by the API's resource policy (in account {api}): it must allow aws:SourceVpce = {} (or that endpoint's VPC id) from account {owner}; the endpoint and the API must be in the same region ({})",
+                            t.vpce_id, t.region
                         ),
+                        format!("then redeploy: {}", redeploy_command(t)),
                     ],
                 );
             }
-            if invoke.class == InvokeClass::ExplicitDeny {
-                RootCause::ResourcePolicyExplicitDeny
-            } else {
-                RootCause::ResourcePolicyDenied
-            }
+            cause
         }
         _ => RootCause::UnexpectedStatus,
     };
@@ -882,9 +894,7 @@ fn invoke_url_invalid(
 ) -> Option<Finding> {
     let t = &probe.target;
     let vpce_host = invoke.host_header.split(':').next().unwrap_or_default();
-    let api_host = format!("{}.execute-api.{}.amazonaws.com", t.api_id, t.region);
-    let alias = format!("{}-{}.execute-api.{}.amazonaws.com", t.api_id, t.vpce_id, t.region);
-    let path = if t.path == "/" { format!("/{}/", t.stage) } else { format!("/{}{}", t.stage, t.path) };
+    let (api_host, alias, path) = (t.api_host(), t.alias_host(), t.stage_path());
     evidence.push(format!("the request to {vpce_host} carried Host: {} and no x-apigw-api-id", invoke.host_header));
     finding(
         RootCause::InvokeUrlInvalid,
@@ -903,16 +913,12 @@ fn invoke_url_invalid(
 /// The API's policy is unreadable (another account): the endpoint policy, readable here, may
 /// still be the layer that denied. Only a definite deny is reported.
 fn endpoint_policy_alone(probe: &ProbeReport, facts: &AwsFacts, live: &[String]) -> Option<Finding> {
-    use crate::policy::{ApiRef, CallerPrincipal, Decision, PolicyDocument, RequestContext, evaluate, execute_api_arn};
+    use crate::policy::{Decision, PolicyDocument, evaluate};
     let t = &probe.target;
     let text = facts.endpoint.known()?.policy.as_deref()?;
     let policy = PolicyDocument::parse(text).ok()?;
     let (account, _) = api_account(probe, Some(facts))?;
-    let arn = execute_api_arn(&ApiRef::new(&t.region, account, &t.api_id), &t.stage, &t.method, &t.path);
-    let request = RequestContext::new(CallerPrincipal::Anonymous, arn.clone())
-        .source_vpce(&t.vpce_id)
-        .without_key("aws:SourceIp")
-        .without_key("aws:PrincipalAccount");
+    let (_, arn, request) = anonymous_call(probe, facts, account);
     match evaluate(&policy, &request) {
         Decision::ExplicitDeny { .. } | Decision::ImplicitDeny => {
             let mut evidence = live.to_vec();
@@ -932,8 +938,7 @@ fn endpoint_policy_alone(probe: &ProbeReport, facts: &AwsFacts, live: &[String])
 /// for this exact call (anonymous, through this endpoint, from this VPC and pod IP).
 fn policy_finding(probe: &ProbeReport, facts: &AwsFacts, live: &[String]) -> Option<Finding> {
     use crate::policy::{
-        AccessVerdict, ApiRef, CallerPrincipal, Decision, PolicyDocument, PolicyLayer, RequestContext,
-        ResourcePolicyOutcome, evaluate_private_api_access, execute_api_arn,
+        AccessVerdict, Decision, PolicyDocument, PolicyLayer, ResourcePolicyOutcome, evaluate_private_api_access,
     };
     let t = &probe.target;
     let api = facts.api.known()?;
@@ -947,28 +952,14 @@ fn policy_finding(probe: &ProbeReport, facts: &AwsFacts, live: &[String]) -> Opt
             evidence,
             vec![
                 format!("Attach a resource policy allowing execute-api:Invoke from {} (aws:SourceVpce)", t.vpce_id),
-                format!(
-                    "then redeploy: aws apigateway create-deployment --rest-api-id {} --stage-name {}",
-                    t.api_id, t.stage
-                ),
+                format!("then redeploy: {}", redeploy_command(t)),
             ],
         );
     };
     let resource = PolicyDocument::parse(policy_text).ok()?;
     let endpoint_policy = endpoint.and_then(|e| e.policy.as_deref()).and_then(|p| PolicyDocument::parse(p).ok());
     let account = api_account(probe, Some(facts)).map_or_else(|| "000000000000".to_owned(), |(a, _)| a);
-    let api_ref = ApiRef::new(&t.region, account, &t.api_id);
-    let arn = execute_api_arn(&api_ref, &t.stage, &t.method, &t.path);
-    let mut request = RequestContext::new(CallerPrincipal::Anonymous, arn.clone())
-        .source_vpce(&t.vpce_id)
-        .without_key("aws:SourceIp")
-        .without_key("aws:PrincipalAccount");
-    if let Some(vpc) = endpoint.and_then(|e| e.vpc_id.clone()) {
-        request = request.source_vpc(vpc);
-    }
-    if let Some(c) = facts.client.known() {
-        request = request.vpc_source_ip(c.ip.to_string());
-    }
+    let (api_ref, arn, request) = anonymous_call(probe, facts, account);
     let access = evaluate_private_api_access(Some(&resource), endpoint_policy.as_ref(), &api_ref, &request);
     let statement = match &access.resource_policy {
         ResourcePolicyOutcome::Evaluated {
@@ -977,7 +968,7 @@ fn policy_finding(probe: &ProbeReport, facts: &AwsFacts, live: &[String]) -> Opt
         _ => None,
     };
     evidence.push(format!("request evaluated: anonymous, {arn}, aws:SourceVpce={}", t.vpce_id));
-    let redeploy = format!("aws apigateway create-deployment --rest-api-id {} --stage-name {}", t.api_id, t.stage);
+    let redeploy = redeploy_command(t);
     match access.verdict {
         AccessVerdict::Denied { layer: PolicyLayer::EndpointPolicy, .. } => {
             evidence.push(format!("the endpoint policy of {} does not allow the call", t.vpce_id));

@@ -60,6 +60,23 @@ pub struct TargetSummary {
     pub vpce_id: String,
 }
 
+impl TargetSummary {
+    /// `{api}.execute-api.{region}.amazonaws.com`
+    pub fn api_host(&self) -> String {
+        super::target::api_host(&self.api_id, &self.region)
+    }
+
+    /// `{api}-{vpce}.execute-api.{region}.amazonaws.com`
+    pub fn alias_host(&self) -> String {
+        super::target::alias_host(&self.api_id, &self.vpce_id, &self.region)
+    }
+
+    /// `/{stage}{path}` as invoked.
+    pub fn stage_path(&self) -> String {
+        super::target::stage_path(&self.stage, &self.path)
+    }
+}
+
 /// The mode used and the reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

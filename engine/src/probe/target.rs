@@ -107,8 +107,28 @@ impl InvokeUrl {
 
     /// Whether the host is one of an interface endpoint's own DNS names.
     pub fn is_vpce_host(&self) -> bool {
-        self.host.ends_with(".vpce.amazonaws.com")
+        is_vpce_host(&self.host)
     }
+}
+
+/// `{api}.execute-api.{region}.amazonaws.com`
+pub fn api_host(api_id: &str, region: &str) -> String {
+    format!("{api_id}.execute-api.{region}.amazonaws.com")
+}
+
+/// `{api}-{vpce}.execute-api.{region}.amazonaws.com`
+pub fn alias_host(api_id: &str, vpce_id: &str, region: &str) -> String {
+    format!("{api_id}-{vpce_id}.execute-api.{region}.amazonaws.com")
+}
+
+/// `/{stage}{path}`, and `/{stage}/` for the root path.
+pub fn stage_path(stage: &str, path: &str) -> String {
+    if path == "/" { format!("/{stage}/") } else { format!("/{stage}{path}") }
+}
+
+/// Whether `host` is one of an interface endpoint's own DNS names (`….vpce.amazonaws.com`).
+pub fn is_vpce_host(host: &str) -> bool {
+    host.ends_with(".vpce.amazonaws.com")
 }
 
 /// The role a hostname plays.
@@ -158,12 +178,12 @@ pub struct InvokePlan {
 impl Target {
     /// `{api}.execute-api.{region}.amazonaws.com`
     pub fn api_host(&self) -> String {
-        format!("{}.execute-api.{}.amazonaws.com", self.api_id, self.region)
+        api_host(&self.api_id, &self.region)
     }
 
     /// `{api}-{vpce}.execute-api.{region}.amazonaws.com`
     pub fn alias_host(&self) -> String {
-        format!("{}-{}.execute-api.{}.amazonaws.com", self.api_id, self.vpce_id, self.region)
+        alias_host(&self.api_id, &self.vpce_id, &self.region)
     }
 
     /// The endpoint's regional DNS name, when known: the first name without an AZ suffix.
@@ -207,8 +227,7 @@ impl Target {
     pub fn request_path(&self, access: AccessMode) -> String {
         match access {
             AccessMode::CustomDomain => self.path.clone(),
-            _ if self.path == "/" => format!("/{}/", self.stage),
-            _ => format!("/{}{}", self.stage, self.path),
+            _ => stage_path(&self.stage, &self.path),
         }
     }
 
