@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: install the peers, start the control plane,
+# The whole test suite, from a fresh machine: install the peers, start the local cluster,
 # check formatting, lints and generated files, run every test, stop everything.
 #
 #   bash tests/run.sh
@@ -21,17 +21,21 @@ bash tests/substrate/install.sh
 for ns in $(ip netns list 2>/dev/null | awk '/^pvt[0-9]/{print $1}'); do ip netns del "$ns" 2>/dev/null || true; done
 for l in $(ip -o link show 2>/dev/null | awk -F': ' '/ pvh[0-9]+@/{split($2,a,"@"); print a[1]}'); do ip link del "$l" 2>/dev/null || true; done
 
-cleanup() { bash tests/substrate/control-plane.sh stop >/dev/null 2>&1 || true; }
+cleanup() { bash tests/substrate/cluster.sh stop >/dev/null 2>&1 || true; }
 trap cleanup EXIT
-
-log "starting kube-apiserver + etcd"
-eval "$(bash tests/substrate/control-plane.sh start)"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The pvtapi image is made from this debug build of the operator (no third AWS SDK compile).
+log "cargo build (the operator binary for the pvtapi image)"
+cargo build --locked -p pvtapi-operator --bin pvtapi-operator
+
+log "starting the local cluster (etcd, apiserver, scheduler, controller-manager, kube-proxy, containerd, kubelet, dnsmasq)"
+eval "$(bash tests/substrate/cluster.sh start)"
 
 log "cargo test --workspace"
 cargo test --workspace --locked --no-fail-fast

@@ -1,4 +1,4 @@
-//! The real kube-apiserver + etcd started by `tests/substrate/control-plane.sh`.
+//! The real kube-apiserver + etcd started by `tests/substrate/cluster.sh`.
 //!
 //! Tests get the admin client from [`ControlPlane::from_env`] and prove least privilege with
 //! [`ControlPlane::mint_identity`]: a ServiceAccount bound to exactly the rules given, with a
@@ -40,7 +40,7 @@ impl ControlPlane {
         let Some(path) = std::env::var_os("PVTAPI_KUBECONFIG").map(PathBuf::from) else {
             panic!(
                 "PVTAPI_KUBECONFIG is not set: the end-to-end tests need the real kube-apiserver + etcd; \
-                 {INSTALL_HINT}, or `eval \"$(bash tests/substrate/control-plane.sh start)\"` before `cargo test`"
+                 {INSTALL_HINT}, or `eval \"$(bash tests/substrate/cluster.sh start)\"` before `cargo test`"
             );
         };
         let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| {

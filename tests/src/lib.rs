@@ -6,11 +6,12 @@
 //!
 //! Fast, per-test peers (dnsmasq, moto_server, network namespaces) are started here, one per
 //! test, so tests stay isolated and parallel. The control plane is slow to start and is started
-//! once by `tests/run.sh` (or `tests/substrate/control-plane.sh start`); tests find it through
+//! once by `tests/run.sh` (or `tests/substrate/cluster.sh start`); tests find it through
 //! `PVTAPI_KUBECONFIG`. A missing peer is a loud test failure that says how to install it —
 //! never a skip.
 
 pub mod apigw;
+pub mod cluster;
 pub mod control_plane;
 pub mod dns;
 pub mod moto;

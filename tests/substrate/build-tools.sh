@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the real control-plane binaries the end-to-end tests run against, from the upstream Go
+# Builds the real cluster binaries the end-to-end tests run against, from the upstream Go
 # modules served by the Go module proxy, into a versioned cache directory outside the clone.
 # Each binary is built once per machine; a second run is a no-op. Idempotent and safe to re-run.
 #
@@ -24,16 +24,22 @@ log() { printf '[build-tools] %s\n' "$*" >&2; }
 
 command -v go >/dev/null || { log "ERROR: 'go' not found; install Go >= 1.25 (https://go.dev/doc/install)"; exit 1; }
 
+# Every binary of the local cluster comes from one wrapper module (one `go mod` resolution, one
+# shared build cache): the control plane the API tests use and the node the pods run on.
+K8S_CMDS=(kube-apiserver kubectl kube-scheduler kube-controller-manager kubelet kube-proxy)
+
 build_k8s() {
   local out="$TOOLS/k8s-$K8S_VERSION"
-  if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" ]]; then
-    log "kube-apiserver + kubectl $K8S_VERSION already built in $out"; return
+  local missing=() c
+  for c in "${K8S_CMDS[@]}"; do [[ -x "$out/$c" ]] || missing+=("$c"); done
+  if ((${#missing[@]} == 0)); then
+    log "${K8S_CMDS[*]} $K8S_VERSION already built in $out"; return
   fi
   local minor="${K8S_VERSION#v1.}"           # 36.3
   local staging="v0.$minor"                  # v0.36.3
   local work="$CACHE/build/k8s-$K8S_VERSION"
   mkdir -p "$work" "$out"
-  log "building kube-apiserver + kubectl $K8S_VERSION (staging $staging) in $work — first time takes 10-20 min"
+  log "building ${missing[*]} $K8S_VERSION (staging $staging) in $work — first time takes 20-30 min"
   cat > "$work/go.mod" <<GOMOD
 module pvtapi.local/k8s-tools
 
@@ -41,16 +47,11 @@ go 1.25
 
 require k8s.io/kubernetes $K8S_VERSION
 GOMOD
-  cat > "$work/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for c in "${K8S_CMDS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$c"; done
+    printf ')\n'
+  } > "$work/tools.go"
   # Find every staging module k8s.io/kubernetes replaces and pin it to the tag of this release.
   local modfile
   modfile="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
@@ -59,13 +60,13 @@ GO
     printf 'replace %s => %s %s\n' "$m" "$m" "$staging" >> "$work/go.mod"
   done
   (cd "$work" && go mod tidy -e >/dev/null 2>&1 || true)
-  (cd "$work" && go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
-      -o "$out/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$out/kube-apiserver.tmp" "$out/kube-apiserver"
-  (cd "$work" && go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION" \
-      -o "$out/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl)
-  mv "$out/kubectl.tmp" "$out/kubectl"
-  log "built $out/kube-apiserver and $out/kubectl"
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+  for c in "${missing[@]}"; do
+    local t0=$SECONDS
+    (cd "$work" && go build -trimpath -ldflags "$ldflags" -o "$out/$c.tmp" "k8s.io/kubernetes/cmd/$c")
+    mv "$out/$c.tmp" "$out/$c"
+    log "built $out/$c ($((SECONDS - t0)) s)"
+  done
 }
 
 build_etcd() {

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh Debian machine, skipping what is present:
-#   - Debian: dnsmasq-base (DNS server), iproute2 (network namespaces), openssl, curl
+#   - Debian: dnsmasq-base (DNS server), iproute2 (network namespaces), openssl, curl, and for the
+#             local cluster's node: containerd, runc, containernetworking-plugins, iptables
+#             (kube-proxy), binutils (strip, for the image)
 #   - PyPI:   moto[server] (pinned) for the AWS APIs
 #   - npm:    @cloud-copilot/iam-simulate (test-only oracle for the policy differential test)
-#   - Go:     etcd, kube-apiserver, kubectl, helm built from the upstream modules (build-tools.sh)
+#   - Go:     etcd, kube-apiserver, kubectl, kube-scheduler, kube-controller-manager, kubelet,
+#             kube-proxy and helm built from the upstream modules (build-tools.sh)
 # Idempotent: a second run only checks.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,6 +18,12 @@ command -v dnsmasq >/dev/null || [[ -x /usr/sbin/dnsmasq ]] || need_apt+=(dnsmas
 command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || need_apt+=(iproute2)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v containerd >/dev/null && command -v ctr >/dev/null || need_apt+=(containerd)
+command -v runc >/dev/null || [[ -x /usr/sbin/runc ]] || need_apt+=(runc)
+[[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] || need_apt+=(containernetworking-plugins)
+command -v iptables >/dev/null || [[ -x /usr/sbin/iptables ]] || need_apt+=(iptables)
+command -v strip >/dev/null || need_apt+=(binutils)
+command -v nsenter >/dev/null && command -v unshare >/dev/null || need_apt+=(util-linux)
 if ((${#need_apt[@]})); then
   log "apt-get install ${need_apt[*]}"
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi

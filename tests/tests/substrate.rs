@@ -161,7 +161,7 @@ async fn kubectl_strict_validation_rejects_unknown_fields() {
     cp.install_crd().await;
     let ns = cp.namespace("pvtapi-kubectl").await;
     let kubectl =
-        std::path::PathBuf::from(std::env::var("PVTAPI_KUBE_BIN").expect("PVTAPI_KUBE_BIN (set by control-plane.sh)"))
+        std::path::PathBuf::from(std::env::var("PVTAPI_KUBE_BIN").expect("PVTAPI_KUBE_BIN (set by cluster.sh)"))
             .join("kubectl");
     let mut obj = sample();
     obj["metadata"]["namespace"] = json!(ns);

@@ -1,0 +1,236 @@
+//! The probe pod: one short-lived Pod per run of a check, running `pvtapi-operator probe` from
+//! the operator's own image.
+//!
+//! Why it looks like this:
+//! - It must be admitted in namespaces that enforce Pod Security `restricted` (platform teams put
+//!   checks next to their workloads), so it runs as a non-root numeric user with a read-only root
+//!   filesystem, no privilege escalation, every capability dropped and the RuntimeDefault seccomp
+//!   profile. The probe needs none of these: it only opens sockets.
+//! - It talks to the API, never to Kubernetes: no service-account token is mounted.
+//! - The result travels back in the container's termination message (`/dev/termination-log`,
+//!   written by `probe --report-file`, at most 4 KiB, read by the kubelet): no log scraping, no
+//!   extra RBAC on `pods/log`, and the report survives the container.
+//! - It must never run forever or restart: `restartPolicy: Never` and `activeDeadlineSeconds`
+//!   bound it even if the operator is gone.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, Pod, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use pvtapi_crds::{AccessMode, PrivateApiConnectivityCheckSpec};
+
+/// The probe container's name.
+pub const CONTAINER: &str = "probe";
+/// Where the probe writes its report; the kubelet returns it as the termination message.
+pub const TERMINATION_LOG: &str = "/dev/termination-log";
+/// The user the probe runs as (the image's `nonroot` user).
+pub const PROBE_UID: i64 = 65532;
+
+/// Label naming the check a probe pod belongs to.
+pub const LABEL_CHECK: &str = "pvtapi.io/check";
+/// Label naming the run a probe pod belongs to.
+pub const LABEL_RUN: &str = "pvtapi.io/run";
+/// Label marking every pod the operator created (`app.kubernetes.io/component=probe`).
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+
+/// Everything a probe pod is made from.
+#[derive(Debug, Clone)]
+pub struct ProbePodParams<'a> {
+    pub name: String,
+    pub namespace: &'a str,
+    pub check_name: &'a str,
+    pub run_id: &'a str,
+    pub image: &'a str,
+    pub spec: &'a PrivateApiConnectivityCheckSpec,
+    /// Endpoint DNS names known from AWS facts (`--vpce-dns`), if any.
+    pub vpce_dns_names: &'a [String],
+}
+
+/// The container security context every probe runs with (Pod Security `restricted`).
+pub fn restricted_container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), add: None }),
+        privileged: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(PROBE_UID),
+        run_as_group: Some(PROBE_UID),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..Default::default()
+    }
+}
+
+/// The pod-level security context of a probe pod.
+pub fn restricted_pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(PROBE_UID),
+        run_as_group: Some(PROBE_UID),
+        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), localhost_profile: None }),
+        ..Default::default()
+    }
+}
+
+/// Requests and limits when the check does not set them: the probe is a few sockets and one
+/// TLS handshake (a few MiB of memory), so it fits anywhere.
+pub fn default_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_owned());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([("cpu".to_owned(), q("10m")), ("memory".to_owned(), q("32Mi"))])),
+        limits: Some(BTreeMap::from([("cpu".to_owned(), q("500m")), ("memory".to_owned(), q("64Mi"))])),
+        ..Default::default()
+    }
+}
+
+/// The `--access` spelling of an access mode.
+fn access_arg(mode: AccessMode) -> &'static str {
+    match mode {
+        AccessMode::Auto => "auto",
+        AccessMode::PrivateDns => "private-dns",
+        AccessMode::EndpointAlias => "endpoint-alias",
+        AccessMode::EndpointHost => "endpoint-host",
+        AccessMode::ApiIdHeader => "api-id-header",
+        AccessMode::CustomDomain => "custom-domain",
+    }
+}
+
+/// The probe's command-line arguments for a check (after the `probe` subcommand).
+pub fn probe_args(spec: &PrivateApiConnectivityCheckSpec, vpce_dns_names: &[String]) -> Vec<String> {
+    let api = &spec.api;
+    let mut args = vec![
+        "probe".to_owned(),
+        format!("--api-id={}", api.id),
+        format!("--region={}", api.region),
+        format!("--stage={}", api.stage),
+        format!("--path={}", api.path),
+        format!("--method={}", api.method.as_str().to_ascii_lowercase()),
+        format!("--vpce={}", spec.endpoint.vpc_endpoint_id),
+        format!("--access={}", access_arg(spec.access)),
+        format!("--timeout={}", spec.timeout_seconds),
+        format!("--report-file={TERMINATION_LOG}"),
+    ];
+    args.extend(api.expected_statuses.iter().map(|s| format!("--expected-status={s}")));
+    if let Some(domain) = &spec.domain_name {
+        args.push(format!("--domain-name={domain}"));
+    }
+    args.extend(vpce_dns_names.iter().map(|n| format!("--vpce-dns={n}")));
+    args
+}
+
+/// Upper bound on a probe pod's life: four network steps at the check's timeout each, plus
+/// room for scheduling and container start; the kubelet kills the pod after it.
+pub fn active_deadline_seconds(spec: &PrivateApiConnectivityCheckSpec) -> i64 {
+    i64::from(spec.timeout_seconds) * 4 + 60
+}
+
+/// Builds the probe pod for one run of a check.
+pub fn build(p: &ProbePodParams<'_>) -> Pod {
+    let placement = p.spec.probe.clone().unwrap_or_default();
+    let labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), "pvtapi".to_owned()),
+        (LABEL_COMPONENT.to_owned(), "probe".to_owned()),
+        ("app.kubernetes.io/managed-by".to_owned(), "pvtapi-operator".to_owned()),
+        (LABEL_CHECK.to_owned(), p.check_name.to_owned()),
+        (LABEL_RUN.to_owned(), p.run_id.to_owned()),
+    ]);
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(p.name.clone()),
+            namespace: Some(p.namespace.to_owned()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            active_deadline_seconds: Some(active_deadline_seconds(p.spec)),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            termination_grace_period_seconds: Some(1),
+            service_account_name: placement.service_account_name.clone(),
+            node_selector: (!placement.node_selector.is_empty()).then(|| placement.node_selector.clone()),
+            tolerations: (!placement.tolerations.is_empty()).then(|| placement.tolerations.clone()),
+            affinity: placement.affinity.clone(),
+            security_context: Some(restricted_pod_security_context()),
+            containers: vec![Container {
+                name: CONTAINER.into(),
+                image: Some(placement.image.clone().unwrap_or_else(|| p.image.to_owned())),
+                image_pull_policy: Some("IfNotPresent".into()),
+                args: Some(probe_args(p.spec, p.vpce_dns_names)),
+                termination_message_path: Some(TERMINATION_LOG.into()),
+                termination_message_policy: Some("File".into()),
+                resources: Some(placement.resources.clone().unwrap_or_else(default_resources)),
+                security_context: Some(restricted_container_security_context()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> PrivateApiConnectivityCheckSpec {
+        serde_json::from_value(serde_json::json!({
+            "api": {"id": "abcde12345", "region": "us-east-1", "stage": "prod", "path": "/health", "expectedStatuses": [200, 204]},
+            "endpoint": {"vpcEndpointId": "vpce-0123456789abcdef0"},
+            "access": "endpointHost",
+            "probe": {"nodeSelector": {"zone": "a"}, "serviceAccountName": "probe-sa"}
+        }))
+        .expect("valid spec")
+    }
+
+    #[test]
+    fn args_follow_the_spec_in_the_probe_cli_spelling() {
+        let args = probe_args(&spec(), &["vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com".into()]);
+        for want in [
+            "probe",
+            "--api-id=abcde12345",
+            "--path=/health",
+            "--method=get",
+            "--access=endpoint-host",
+            "--timeout=5",
+            "--expected-status=200",
+            "--expected-status=204",
+            "--report-file=/dev/termination-log",
+            "--vpce-dns=vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com",
+        ] {
+            assert!(args.iter().any(|a| a == want), "{want} missing from {args:?}");
+        }
+    }
+
+    #[test]
+    fn pod_is_restricted_tokenless_bounded_and_placed() {
+        let spec = spec();
+        let pod = build(&ProbePodParams {
+            name: "orders-abc".into(),
+            namespace: "payments",
+            check_name: "orders",
+            run_id: "abc",
+            image: "pvtapi.local/pvtapi-operator:dev",
+            spec: &spec,
+            vpce_dns_names: &[],
+        });
+        let ps = pod.spec.expect("spec");
+        assert_eq!(ps.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(ps.automount_service_account_token, Some(false));
+        assert_eq!(ps.active_deadline_seconds, Some(80));
+        assert_eq!(ps.service_account_name.as_deref(), Some("probe-sa"));
+        assert_eq!(ps.node_selector.expect("selector")["zone"], "a");
+        let c = &ps.containers[0];
+        let sc = c.security_context.as_ref().expect("security context");
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.capabilities.as_ref().and_then(|c| c.drop.clone()), Some(vec!["ALL".to_owned()]));
+        assert_eq!(sc.seccomp_profile.as_ref().map(|s| s.type_.as_str()), Some("RuntimeDefault"));
+        assert!(c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("memory")));
+        assert_eq!(pod.metadata.labels.expect("labels")[LABEL_CHECK], "orders");
+    }
+}

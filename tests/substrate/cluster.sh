@@ -1,0 +1,543 @@
+#!/usr/bin/env bash
+# A real one-node Kubernetes cluster on this machine, offline: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kube-proxy, containerd + runc, a CNI bridge, a kubelet,
+# and a dnsmasq on the bridge address that is both the cluster DNS and the "VPC resolver".
+#
+#   tests/substrate/cluster.sh start   # start (or reuse a healthy one), (re)import the images, print env lines
+#   tests/substrate/cluster.sh env     # print the env lines of the running cluster
+#   tests/substrate/cluster.sh image   # rebuild the pvtapi image from the current binary and import it
+#   tests/substrate/cluster.sh status  # one line per component
+#   tests/substrate/cluster.sh stop    # stop everything and remove every trace (idempotent)
+#
+# Why each unusual setting is here (shared/node.md has the failures that found them):
+# - The node's address is a bridge we create (a loopback node IP is refused). Pods sit on that
+#   /24 — by default 10.0.2.0/24, a subnet of the VPC the AWS test worlds model (10.0.0.0/16) — and
+#   get routes to the VPC range and the Service range through the bridge address only: no default
+#   route. The host never forwards (ip_forward stays as found, the CNI bridge is not a gateway),
+#   and blackhole routes for the VPC and Service ranges drop anything no local address answers,
+#   so no pod or test packet can leave the machine.
+# - The apiserver binds the bridge address and advertises it, so the `kubernetes` Service
+#   (kube-proxy, iptables mode) takes pods with in-cluster config to it.
+# - containerd and the kubelet run inside one private mount namespace whose /run, /var/lib and
+#   /var/log are tmpfs: every overlay, netns, shm and volume mount, and the fixed host paths the
+#   kubelet and CNI write whatever their config says (/var/lib/kubelet, /var/lib/cni,
+#   /var/log/pods, /run/containerd), live and die with that namespace.
+# - cgroup v1 host: kubelet `failCgroupV1: false`, cgroupfs driver, cgroupRoot /pvtapi. No
+#   CAP_SYS_RESOURCE: containerd `restrict_oom_score_adj`, kubelet `oomScoreAdj: 0`.
+# - No registry exists and nothing may be looked up outside: every registry is a dead loopback
+#   port (certs.d/_default), images are OCI layouts built here and imported; the apiserver reaches
+#   the kubelet by InternalIP, never by resolving the node name.
+#
+# Everything lives under $PVTAPI_CACHE/run/cluster (override: PVTAPI_CLUSTER_STATE).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+K8S_VERSION="${K8S_VERSION:-v1.36.3}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+CACHE="${PVTAPI_CACHE:-$HOME/.cache/pvtapi}"
+BIN_K8S="$CACHE/tools/k8s-$K8S_VERSION"
+BIN_ETCD="$CACHE/tools/etcd-$ETCD_VERSION"
+STATE="${PVTAPI_CLUSTER_STATE:-$CACHE/run/cluster}"
+NODE_NAME="${PVTAPI_NODE_NAME:-pvtapi-node}"
+BRIDGE="${PVTAPI_BRIDGE:-pvtapi0}"
+POD_CIDR="${PVTAPI_POD_CIDR:-10.0.2.0/24}"
+VPC_CIDR="${PVTAPI_VPC_CIDR:-10.0.0.0/16}"
+SERVICE_CIDR="${PVTAPI_SERVICE_CIDR:-10.96.0.0/24}"
+APISERVER_PORT="${PVTAPI_APISERVER_PORT:-16443}"
+ETCD_PORT="${PVTAPI_ETCD_PORT:-12379}"
+ETCD_PEER_PORT="${PVTAPI_ETCD_PEER_PORT:-12380}"
+READY_TIMEOUT="${PVTAPI_CLUSTER_READY_TIMEOUT:-120}"
+CGROUP_ROOT="pvtapi"
+OPERATOR_BIN="${PVTAPI_OPERATOR_BIN:-${CARGO_TARGET_DIR:-$CACHE/target}/debug/pvtapi-operator}"
+IMAGE_REF="pvtapi.local/pvtapi-operator:dev"
+PAUSE_REF="pvtapi.local/pause:1"
+KUBECTL_REF="pvtapi.local/kubectl:$K8S_VERSION"
+CNI_BIN_DIR="${PVTAPI_CNI_BIN_DIR:-/usr/lib/cni}"
+
+# Derived addresses: the node (= bridge, DNS, apiserver) is .1 of the pod /24; pods get .100-.250,
+# leaving .2-.99 for the test worlds' "endpoint ENI" addresses on the same link.
+POD_NET="${POD_CIDR%/*}"; POD_PREFIX="${POD_NET%.*}"
+NODE_IP="${PVTAPI_NODE_IP:-$POD_PREFIX.1}"
+SVC_NET="${SERVICE_CIDR%/*}"; KUBERNETES_SVC_IP="${SVC_NET%.*}.1"
+MNTNS="$STATE/ns/mnt"
+# The kubelet sets these host sysctls at start (protectKernelDefaults: false, the only way it
+# starts here); start saves them and stop puts them back.
+KUBELET_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+in_ns() { nsenter --mount="$MNTNS" -- "$@"; }
+kubectl_admin() { "$BIN_K8S/kubectl" --kubeconfig "$STATE/admin.kubeconfig" "$@"; }
+
+print_env() {
+  cat <<EOF
+export PVTAPI_KUBECONFIG=$STATE/admin.kubeconfig
+export PVTAPI_KUBE_BIN=$BIN_K8S
+export PVTAPI_APISERVER_LOG=$STATE/log/kube-apiserver.log
+export PVTAPI_CLUSTER_STATE=$STATE
+export PVTAPI_NODE_NAME=$NODE_NAME
+export PVTAPI_NODE_IP=$NODE_IP
+export PVTAPI_BRIDGE=$BRIDGE
+export PVTAPI_SERVICE_CIDR=$SERVICE_CIDR
+export PVTAPI_POD_CIDR=$POD_CIDR
+export PVTAPI_VPC_CIDR=$VPC_CIDR
+export PVTAPI_CLUSTER_DNS=$NODE_IP
+export PVTAPI_DNS_HOSTS_DIR=$STATE/dns/hosts.d
+export PVTAPI_IMAGE=$IMAGE_REF
+export PVTAPI_IMAGE_DIGEST=$(cat "$STATE/images/pvtapi.digest" 2>/dev/null)
+export PVTAPI_PAUSE_IMAGE=$PAUSE_REF
+export PVTAPI_KUBECTL_IMAGE=$KUBECTL_REF
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# stop: processes, iptables, routes, links, mounts, cgroups, state — each step tolerant of absence.
+# ---------------------------------------------------------------------------------------------
+kill_pidfile() {
+  local f="$STATE/pid/$1.pid" pid
+  [[ -f "$f" ]] || return 0
+  pid="$(cat "$f")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+cgroup_dirs() {  # every cgroup directory of ours, deepest first
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [[ -d "$h$CGROUP_ROOT" ]] && find "$h$CGROUP_ROOT" -depth -type d
+  done
+  return 0
+}
+
+stop() {
+  [[ -d "$STATE" ]] || { log "not running (no $STATE)"; return 0; }
+  # The kubelet first so it restarts nothing, then the containers' processes (all in our
+  # cgroups), the shims, containerd, and the control plane.
+  kill_pidfile kubelet
+  local d pids
+  for _ in 1 2 3; do
+    pids="$(cgroup_dirs | while read -r d; do cat "$d/cgroup.procs" 2>/dev/null; done | sort -u)"
+    [[ -n "$pids" ]] || break
+    kill -9 $pids 2>/dev/null || true
+    sleep 0.2
+  done
+  pids="$(pgrep -f -- "-address $STATE/containerd/containerd.sock" || true)"
+  [[ -n "$pids" ]] && kill -9 $pids 2>/dev/null || true
+  for p in containerd kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd dnsmasq; do kill_pidfile "$p"; done
+  # kube-proxy's iptables chains (it knows its own rules; nothing else of the host is touched).
+  if [[ -x "$BIN_K8S/kube-proxy" && -f "$STATE/kube-proxy.yaml" ]]; then
+    "$BIN_K8S/kube-proxy" --cleanup --config "$STATE/kube-proxy.yaml" >"$STATE/log/kube-proxy-cleanup.log" 2>&1 || true
+  fi
+  for d in $(cgroup_dirs); do rmdir "$d" 2>/dev/null || true; done
+  if [[ -f "$STATE/sysctl.before" ]]; then sysctl -q -p "$STATE/sysctl.before" >/dev/null 2>&1 || true; fi
+  ip route del blackhole "$VPC_CIDR" 2>/dev/null || true
+  ip route del blackhole "$SERVICE_CIDR" 2>/dev/null || true
+  ip link del "$BRIDGE" 2>/dev/null || true
+  # The private mount namespace: dropping its last reference unmounts everything inside it.
+  if mountpoint -q "$MNTNS" 2>/dev/null; then umount "$MNTNS" 2>/dev/null || umount -l "$MNTNS" || true; fi
+  if mountpoint -q "$STATE/ns" 2>/dev/null; then umount "$STATE/ns" 2>/dev/null || umount -l "$STATE/ns" || true; fi
+  local left
+  left="$(cgroup_dirs)"
+  [[ -z "$left" ]] || log "WARNING: cgroups still present: $left"
+  rm -rf "$STATE"
+  log "stopped"
+}
+
+# ---------------------------------------------------------------------------------------------
+# start
+# ---------------------------------------------------------------------------------------------
+require() {
+  local missing=() b
+  for b in etcd:"$BIN_ETCD/etcd" kube-apiserver:"$BIN_K8S/kube-apiserver" kubectl:"$BIN_K8S/kubectl" \
+           kube-controller-manager:"$BIN_K8S/kube-controller-manager" kube-scheduler:"$BIN_K8S/kube-scheduler" \
+           kubelet:"$BIN_K8S/kubelet" kube-proxy:"$BIN_K8S/kube-proxy"; do
+    [[ -x "${b#*:}" ]] || missing+=("${b%%:*}")
+  done
+  ((${#missing[@]} == 0)) || die "missing ${missing[*]} in $BIN_K8S / $BIN_ETCD: run tests/substrate/build-tools.sh (or tests/substrate/install.sh)"
+  for b in containerd ctr runc dnsmasq iptables ip nsenter unshare openssl curl python3 go; do
+    command -v "$b" >/dev/null || die "'$b' not found: run tests/substrate/install.sh"
+  done
+  for b in bridge host-local loopback; do
+    [[ -x "$CNI_BIN_DIR/$b" ]] || die "CNI plugin $CNI_BIN_DIR/$b not found: apt-get install containernetworking-plugins (tests/substrate/install.sh)"
+  done
+  [[ -x "$OPERATOR_BIN" ]] || die "the operator binary $OPERATOR_BIN is missing: cargo build -p pvtapi-operator (or set PVTAPI_OPERATOR_BIN)"
+  [[ $(id -u) -eq 0 ]] || die "the local cluster needs root (bridges, mount namespaces, cgroups)"
+}
+
+healthy() {
+  [[ -f "$STATE/admin.kubeconfig" && -f "$STATE/started" ]] || return 1
+  local p
+  for p in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy containerd kubelet dnsmasq; do
+    kill -0 "$(cat "$STATE/pid/$p.pid" 2>/dev/null)" 2>/dev/null || return 1
+  done
+  curl -sf --max-time 2 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key" \
+    "https://$NODE_IP:$APISERVER_PORT/readyz" >/dev/null 2>&1 || return 1
+  [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+
+cert() {  # cert NAME SUBJECT EXTENSIONS — an EC P-256 key and a certificate signed by the cluster CA
+  local d="$STATE/pki" name="$1" subj="$2" ext="$3"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "$subj" \
+    -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+  printf '%s\n' "$ext" > "$d/$name.ext"
+  openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 7 \
+    -extfile "$d/$name.ext" -out "$d/$name.crt" 2>/dev/null
+  rm -f "$d/$name.csr" "$d/$name.ext"
+}
+
+pki() {
+  local d="$STATE/pki"; mkdir -p "$d"; chmod 700 "$d"
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+    -subj "/CN=pvtapi-cluster-ca" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null
+  cert apiserver "/CN=kube-apiserver" \
+    "subjectAltName=IP:$NODE_IP,IP:$KUBERNETES_SVC_IP,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+extendedKeyUsage=serverAuth"
+  local client="extendedKeyUsage=clientAuth"
+  cert admin "/O=system:masters/CN=pvtapi-admin" "$client"
+  cert controller-manager "/CN=system:kube-controller-manager" "$client"
+  cert scheduler "/CN=system:kube-scheduler" "$client"
+  cert kube-proxy "/CN=system:kube-proxy" "$client"
+  cert kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" "$client"
+  cert apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client" "$client"
+  openssl genrsa -out "$d/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null
+}
+
+kubeconfig() {  # kubeconfig NAME CERT
+  local d="$STATE/pki"
+  cat > "$STATE/$1.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: pvtapi
+  cluster:
+    server: https://$NODE_IP:$APISERVER_PORT
+    certificate-authority-data: $(base64 -w0 < "$d/ca.crt")
+users:
+- name: $1
+  user:
+    client-certificate-data: $(base64 -w0 < "$d/$2.crt")
+    client-key-data: $(base64 -w0 < "$d/$2.key")
+contexts:
+- name: pvtapi
+  context: {cluster: pvtapi, user: $1, namespace: default}
+current-context: pvtapi
+EOF
+  chmod 600 "$STATE/$1.kubeconfig"
+}
+
+spawn() {  # spawn NAME CMD... — background process, output to log/NAME.log, pid to pid/NAME.pid
+  local name="$1"; shift
+  "$@" > "$STATE/log/$name.log" 2>&1 &
+  echo $! > "$STATE/pid/$name.pid"
+}
+
+alive_or_die() {
+  kill -0 "$(cat "$STATE/pid/$1.pid")" 2>/dev/null && return 0
+  log "$1 exited; last lines of $STATE/log/$1.log:"; tail -n 40 "$STATE/log/$1.log" >&2
+  die "$1 did not start"
+}
+
+wait_for() {  # wait_for WHAT SECONDS COMPONENT CMD... — poll CMD every 0.2 s while COMPONENT lives
+  local what="$1" secs="$2" comp="$3"; shift 3
+  local i
+  for ((i = 0; i < secs * 5; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    [[ -z "$comp" ]] || alive_or_die "$comp"
+    sleep 0.2
+  done
+  [[ -z "$comp" ]] || { log "last lines of $STATE/log/$comp.log:"; tail -n 40 "$STATE/log/$comp.log" >&2; }
+  die "$what not ready after ${secs}s"
+}
+
+network() {
+  ip link add "$BRIDGE" type bridge
+  ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  # Anything in the VPC or Service ranges that no local address, pod or test namespace answers
+  # is dropped here instead of following the default route off the machine.
+  ip route add blackhole "$VPC_CIDR"
+  ip route add blackhole "$SERVICE_CIDR"
+}
+
+dns() {
+  # The cluster DNS and the "VPC resolver": tests drop hosts files into hosts.d (read on change).
+  # Names under amazonaws.com and cluster.local that no file lists are NXDOMAIN; anything else is
+  # REFUSED: nothing is forwarded to the machine's own resolver.
+  mkdir -p "$STATE/dns/hosts.d"
+  printf '%s kubernetes.default.svc.cluster.local\n' "$KUBERNETES_SVC_IP" > "$STATE/dns/hosts.d/00-cluster"
+  spawn dnsmasq dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null --pid-file= --user=root \
+    --listen-address="$NODE_IP" --bind-interfaces --port=53 \
+    --hostsdir="$STATE/dns/hosts.d" --local=/amazonaws.com/ --local=/cluster.local/ --domain-needed \
+    --log-queries --log-facility=-
+  wait_for "dnsmasq" 10 dnsmasq bash -c "exec 3<>/dev/tcp/$NODE_IP/53"
+}
+
+control_plane() {
+  local d="$STATE/pki"
+  log "etcd $ETCD_VERSION on 127.0.0.1:$ETCD_PORT"
+  spawn etcd "$BIN_ETCD/etcd" --name pvtapi --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "pvtapi=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes=$((2 * 1024 * 1024 * 1024))
+  wait_for "etcd" 20 etcd curl -sf --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
+
+  log "kube-apiserver $K8S_VERSION on $NODE_IP:$APISERVER_PORT"
+  spawn kube-apiserver "$BIN_K8S/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address "$NODE_IP" --secure-port "$APISERVER_PORT" --advertise-address "$NODE_IP" \
+    --cert-dir "$STATE/apiserver-certs" --tls-cert-file "$d/apiserver.crt" --tls-private-key-file "$d/apiserver.key" \
+    --client-ca-file "$d/ca.crt" \
+    --authorization-mode Node,RBAC --anonymous-auth=false \
+    --enable-admission-plugins NodeRestriction \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --service-account-issuer "https://kubernetes.default.svc" \
+    --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
+    --kubelet-client-certificate "$d/apiserver-kubelet-client.crt" --kubelet-client-key "$d/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types InternalIP \
+    --allow-privileged=false --profiling=false
+  wait_for "kube-apiserver /readyz" "$READY_TIMEOUT" kube-apiserver \
+    curl -sf --max-time 2 --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" "https://$NODE_IP:$APISERVER_PORT/readyz"
+  # The apiserver's identity towards the kubelet (logs, exec, port-forward).
+  kubectl_admin create clusterrolebinding pvtapi:apiserver-kubelet-client \
+    --clusterrole system:kubelet-api-admin --user kube-apiserver-kubelet-client >/dev/null
+
+  log "kube-controller-manager, kube-scheduler"
+  spawn kube-controller-manager "$BIN_K8S/kube-controller-manager" \
+    --kubeconfig "$STATE/controller-manager.kubeconfig" --secure-port 0 --leader-elect=false \
+    --use-service-account-credentials --root-ca-file "$d/ca.crt" --service-account-private-key-file "$d/sa.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --cluster-name pvtapi \
+    --node-monitor-grace-period 20s --profiling=false
+  spawn kube-scheduler "$BIN_K8S/kube-scheduler" \
+    --kubeconfig "$STATE/scheduler.kubeconfig" --secure-port 0 --leader-elect=false --profiling=false
+}
+
+kube_proxy() {
+  cat > "$STATE/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $STATE/kube-proxy.kubeconfig}
+hostnameOverride: $NODE_NAME
+mode: iptables
+clusterCIDR: $POD_CIDR
+bindAddress: $NODE_IP
+healthzBindAddress: 127.0.0.1:16256
+metricsBindAddress: 127.0.0.1:16249
+nodePortAddresses: ["$NODE_IP/32"]
+iptables: {localhostNodePorts: false}
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF
+  spawn kube-proxy "$BIN_K8S/kube-proxy" --config "$STATE/kube-proxy.yaml"
+}
+
+mount_namespace() {
+  # A persistent private mount namespace (bind-mounted on $MNTNS, which needs a private parent).
+  mkdir -p "$STATE/ns"
+  mount --bind "$STATE/ns" "$STATE/ns"
+  mount --make-private "$STATE/ns"
+  touch "$MNTNS"
+  unshare --mount="$MNTNS" --propagation private -- sh -euc '
+    for d in /run /var/lib /var/log; do mount -t tmpfs -o mode=0755 pvtapi-node "$d"; done
+    mkdir -p /var/log/pods /var/log/containers /var/lib/kubelet /var/lib/containerd /run/containerd'
+}
+
+containerd_start() {
+  local c="$STATE/containerd"
+  mkdir -p "$c/certs.d/_default" "$STATE/cni/net.d"
+  # Every registry is a dead loopback port: a missing image fails at once, locally.
+  cat > "$c/certs.d/_default/hosts.toml" <<'EOF'
+server = "http://127.0.0.1:1"
+
+[host."http://127.0.0.1:1"]
+  capabilities = ["pull", "resolve"]
+EOF
+  cat > "$c/config.toml" <<EOF
+version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+[grpc]
+  address = "$c/containerd.sock"
+[ttrpc]
+  address = "$c/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "/var/lib/containerd/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_REF"
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$CNI_BIN_DIR"
+    conf_dir = "$STATE/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$c/certs.d"
+EOF
+  # Bridge + host-local on the pod /24; not a gateway (no ip_forward, no default route), with
+  # routes to the VPC and Service ranges through the node address.
+  cat > "$STATE/cni/net.d/10-pvtapi.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "pvtapi",
+  "plugins": [
+    {
+      "type": "bridge", "bridge": "$BRIDGE", "isGateway": false, "isDefaultGateway": false,
+      "ipMasq": false, "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "$POD_CIDR", "rangeStart": "$POD_PREFIX.100", "rangeEnd": "$POD_PREFIX.250", "gateway": "$NODE_IP"}]],
+        "routes": [{"dst": "$VPC_CIDR", "gw": "$NODE_IP"}, {"dst": "$SERVICE_CIDR", "gw": "$NODE_IP"}]
+      }
+    },
+    {"type": "loopback"}
+  ]
+}
+EOF
+  log "containerd $(containerd --version | awk '{print $3}') (private mount namespace)"
+  spawn containerd nsenter --mount="$MNTNS" -- containerd --config "$c/config.toml"
+  wait_for "containerd" 30 containerd ctr -a "$c/containerd.sock" version
+}
+
+images() {
+  local c="$STATE/containerd" img="$STATE/images"
+  mkdir -p "$img"
+  # The CRI sandbox ("pause") image and a helper for OOM tests: one small static Go program.
+  if [[ ! -f "$CACHE/tools/pause/pause" || "$HERE/pause/main.go" -nt "$CACHE/tools/pause/pause" ]]; then
+    mkdir -p "$CACHE/tools/pause"
+    (cd "$HERE/pause" && CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod go build -trimpath -ldflags '-s -w -buildid=' \
+      -o "$CACHE/tools/pause/pause" .)
+  fi
+  python3 "$HERE/oci-image.py" --ref "$PAUSE_REF" --out "$img/pause.tar" --user 65535:65535 \
+    --entrypoint /pause --file "$CACHE/tools/pause/pause:/pause" >/dev/null
+  python3 "$HERE/oci-image.py" --ref "$KUBECTL_REF" --out "$img/kubectl.tar" --user 65532:65532 \
+    --entrypoint /kubectl --file "$BIN_K8S/kubectl:/kubectl" >/dev/null
+  in_ns ctr -a "$c/containerd.sock" -n k8s.io images import "$img/pause.tar" >/dev/null
+  in_ns ctr -a "$c/containerd.sock" -n k8s.io images import "$img/kubectl.tar" >/dev/null
+  pvtapi_image
+}
+
+pvtapi_image() {
+  # The pvtapi image from the operator binary cargo already built (see tests/substrate/oci-image.py).
+  local c="$STATE/containerd" img="$STATE/images" digest
+  mkdir -p "$img"
+  digest="$(python3 "$HERE/oci-image.py" --pvtapi "$OPERATOR_BIN" --ref "$IMAGE_REF" --out "$img/pvtapi.tar")"
+  if [[ "$digest" != "$(cat "$img/pvtapi.imported" 2>/dev/null)" ]]; then
+    in_ns ctr -a "$c/containerd.sock" -n k8s.io images import "$img/pvtapi.tar" >/dev/null
+    echo "$digest" > "$img/pvtapi.imported"
+    log "imported $IMAGE_REF ($digest, $(du -h "$img/pvtapi.tar" | cut -f1))"
+  fi
+  echo "$digest" > "$img/pvtapi.digest"
+}
+
+kubelet_start() {
+  local k
+  for k in "${KUBELET_SYSCTLS[@]}"; do printf '%s = %s\n' "$k" "$(sysctl -n "$k")"; done > "$STATE/sysctl.before"
+  cat > "$STATE/resolv.conf" <<EOF
+nameserver $NODE_IP
+EOF
+  cat > "$STATE/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupRoot: /$CGROUP_ROOT
+cgroupsPerQOS: true
+enforceNodeAllocatable: [pods]
+oomScoreAdj: 0
+failSwapOn: false
+makeIPTablesUtilChains: false
+address: $NODE_IP
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 16248
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $STATE/pki/ca.crt}
+authorization: {mode: Webhook}
+clusterDNS: [$NODE_IP]
+clusterDomain: cluster.local
+resolvConf: $STATE/resolv.conf
+podLogsDir: /var/log/pods
+containerRuntimeEndpoint: unix://$STATE/containerd/containerd.sock
+imageServiceEndpoint: unix://$STATE/containerd/containerd.sock
+evictionHard: {memory.available: 100Mi, nodefs.available: 1%, nodefs.inodesFree: 1%, imagefs.available: 1%}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+maxPods: 150
+podPidsLimit: 4096
+syncFrequency: 10s
+staticPodPath: ""
+EOF
+  log "kubelet $K8S_VERSION as $NODE_NAME ($NODE_IP)"
+  spawn kubelet nsenter --mount="$MNTNS" -- "$BIN_K8S/kubelet" --config "$STATE/kubelet.yaml" --kubeconfig "$STATE/kubelet.kubeconfig" \
+    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --root-dir /var/lib/kubelet \
+    --cert-dir /var/lib/kubelet/pki --v=1
+}
+
+node_ready() {
+  [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+}
+
+start() {
+  require
+  if healthy; then
+    log "already running ($NODE_NAME, apiserver $NODE_IP:$APISERVER_PORT)"
+    pvtapi_image
+    print_env
+    return
+  fi
+  [[ -d "$STATE" ]] && { log "cleaning up a stopped or broken cluster in $STATE"; stop; }
+  local t0=$SECONDS
+  mkdir -p "$STATE"/{pid,log}
+  pki
+  kubeconfig admin admin
+  kubeconfig controller-manager controller-manager
+  kubeconfig scheduler scheduler
+  kubeconfig kube-proxy kube-proxy
+  kubeconfig kubelet kubelet
+  network
+  dns
+  control_plane
+  kube_proxy
+  mount_namespace
+  containerd_start
+  images
+  kubelet_start
+  wait_for "node $NODE_NAME Ready" "$READY_TIMEOUT" kubelet node_ready
+  wait_for "ServiceAccount default/default" 60 kube-controller-manager kubectl_admin get serviceaccount default -n default
+  wait_for "ConfigMap default/kube-root-ca.crt" 60 kube-controller-manager kubectl_admin get configmap kube-root-ca.crt -n default
+  wait_for "the kubernetes Service's iptables rules" 30 kube-proxy bash -c "iptables -t nat -S KUBE-SERVICES | grep -q -- '-d $KUBERNETES_SVC_IP/32'"
+  touch "$STATE/started"
+  log "ready in $((SECONDS - t0)) s: node $NODE_NAME, apiserver https://$NODE_IP:$APISERVER_PORT, DNS $NODE_IP:53, state $STATE"
+  print_env
+}
+
+status() {
+  local p
+  for p in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy containerd kubelet dnsmasq; do
+    if kill -0 "$(cat "$STATE/pid/$p.pid" 2>/dev/null)" 2>/dev/null; then echo "$p running"; else echo "$p stopped"; fi
+  done
+}
+
+case "${1:-}" in
+  start) start ;;
+  env) healthy || die "no healthy cluster in $STATE: run '$0 start'"; print_env ;;
+  image) healthy || die "no healthy cluster in $STATE: run '$0 start'"; pvtapi_image; print_env ;;
+  status) status ;;
+  stop) stop ;;
+  *) echo "usage: $0 start|env|image|status|stop" >&2; exit 2 ;;
+esac

@@ -1,0 +1,3 @@
+module pvtapi.local/pause
+
+go 1.25
