@@ -127,7 +127,9 @@ impl Cluster {
         let exists = await_condition(sas, "default", |sa: Option<&ServiceAccount>| sa.is_some());
         tokio::time::timeout(Duration::from_secs(60), exists)
             .await
-            .unwrap_or_else(|_| panic!("ServiceAccount {name}/default not created after 60 s (kube-controller-manager running?)"))
+            .unwrap_or_else(|_| {
+                panic!("ServiceAccount {name}/default not created after 60 s (kube-controller-manager running?)")
+            })
             .unwrap_or_else(|e| panic!("watch ServiceAccount {name}/default: {e}"));
         name
     }
@@ -148,7 +150,7 @@ impl Cluster {
             || std::fs::read_to_string(&log).is_ok_and(|l| l.contains(&needle)),
             || tail(&log, 20),
         );
-        ClusterDns { file }
+        ClusterDns { file, dnsmasq_pid: self.state.join("pid/dnsmasq.pid") }
     }
 
     /// Adds `ip/32` to the bridge (an "endpoint ENI" address pods reach through the node) until
@@ -161,13 +163,7 @@ impl Cluster {
 
     /// Creates `pod` and waits until `done(pod)` holds, panicking after `timeout` with the pod's
     /// status and events.
-    pub async fn create_and_wait(
-        &self,
-        pod: &Pod,
-        what: &str,
-        timeout: Duration,
-        done: impl Fn(&Pod) -> bool,
-    ) -> Pod {
+    pub async fn create_and_wait(&self, pod: &Pod, what: &str, timeout: Duration, done: impl Fn(&Pod) -> bool) -> Pod {
         let ns = pod.namespace().unwrap_or_else(|| "default".into());
         let api: Api<Pod> = Api::namespaced(self.admin(), &ns);
         let created = api
@@ -196,7 +192,9 @@ impl Cluster {
                 let now = api.get_opt(name).await.ok().flatten();
                 panic!(
                     "pod {ns}/{name}: {what} not seen after {timeout:?}\nstatus: {}\nevents:\n{}\nkubelet log:\n{}",
-                    now.and_then(|p| p.status).map(|s| serde_json::to_string_pretty(&s).unwrap_or_default()).unwrap_or_default(),
+                    now.and_then(|p| p.status)
+                        .map(|s| serde_json::to_string_pretty(&s).unwrap_or_default())
+                        .unwrap_or_default(),
                     self.events(ns, name).await,
                     tail(&self.log_path("kubelet"), 15)
                 )
@@ -213,7 +211,12 @@ impl Cluster {
                 .items
                 .iter()
                 .map(|e| {
-                    format!("{} {}: {}", e.type_.as_deref().unwrap_or(""), e.reason.as_deref().unwrap_or(""), e.message.as_deref().unwrap_or(""))
+                    format!(
+                        "{} {}: {}",
+                        e.type_.as_deref().unwrap_or(""),
+                        e.reason.as_deref().unwrap_or(""),
+                        e.message.as_deref().unwrap_or("")
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join("\n"),
@@ -242,28 +245,24 @@ pub fn phase(pod: &Pod) -> &str {
 
 /// The first container's waiting reason, if it is waiting.
 pub fn waiting_reason(pod: &Pod) -> Option<&str> {
-    pod.status
-        .as_ref()?
-        .container_statuses
-        .as_ref()?
-        .first()?
-        .state
-        .as_ref()?
-        .waiting
-        .as_ref()?
-        .reason
-        .as_deref()
+    pod.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
 }
 
 /// Records on the cluster DNS; removed on drop.
 #[derive(Debug)]
 pub struct ClusterDns {
     file: PathBuf,
+    dnsmasq_pid: PathBuf,
 }
 
 impl Drop for ClusterDns {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.file);
+        // dnsmasq reads new and changed files in its hosts directory by itself, but forgets a
+        // deleted file's records only when it re-reads everything on SIGHUP.
+        if let Ok(pid) = std::fs::read_to_string(&self.dnsmasq_pid) {
+            let _ = Command::new("kill").args(["-HUP", pid.trim()]).output();
+        }
     }
 }
 

@@ -106,6 +106,24 @@ kill_pidfile() {
   rm -f "$f"
 }
 
+purge_kube_chains() {
+  # What `kube-proxy --cleanup` leaves (KUBE-FIREWALL and the jumps to it, in both families):
+  # every KUBE-* chain and every rule jumping to one is kube-proxy's.
+  local cmd table rule chain
+  for cmd in iptables ip6tables; do
+    command -v "$cmd" >/dev/null || continue
+    for table in filter nat mangle; do
+      "$cmd" -t "$table" -S >/dev/null 2>&1 || continue
+      while read -r rule; do
+        eval "set -- $rule"; shift    # drop "-A"
+        "$cmd" -t "$table" -D "$@" 2>/dev/null || true
+      done < <("$cmd" -t "$table" -S | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-')
+      for chain in $("$cmd" -t "$table" -S | awk '/^-N KUBE-/{print $2}'); do "$cmd" -t "$table" -F "$chain" 2>/dev/null || true; done
+      for chain in $("$cmd" -t "$table" -S | awk '/^-N KUBE-/{print $2}'); do "$cmd" -t "$table" -X "$chain" 2>/dev/null || true; done
+    done
+  done
+}
+
 cgroup_dirs() {  # every cgroup directory of ours, deepest first
   local h
   for h in /sys/fs/cgroup/*/; do
@@ -133,6 +151,7 @@ stop() {
   if [[ -x "$BIN_K8S/kube-proxy" && -f "$STATE/kube-proxy.yaml" ]]; then
     "$BIN_K8S/kube-proxy" --cleanup --config "$STATE/kube-proxy.yaml" >"$STATE/log/kube-proxy-cleanup.log" 2>&1 || true
   fi
+  purge_kube_chains
   for d in $(cgroup_dirs); do rmdir "$d" 2>/dev/null || true; done
   if [[ -f "$STATE/sysctl.before" ]]; then sysctl -q -p "$STATE/sysctl.before" >/dev/null 2>&1 || true; fi
   ip route del blackhole "$VPC_CIDR" 2>/dev/null || true
@@ -441,8 +460,22 @@ pvtapi_image() {
   echo "$digest" > "$img/pvtapi.digest"
 }
 
+cgroup_root() {
+  # The kubelet wants its cgroupRoot to exist in every v1 hierarchy (cpuset needs its cpus/mems).
+  local h
+  for h in /sys/fs/cgroup/*/; do
+    [[ "$h" == */unified/ ]] && continue
+    mkdir -p "$h$CGROUP_ROOT"
+    if [[ -f "${h}cpuset.cpus" ]]; then
+      cat "${h}cpuset.cpus" > "$h$CGROUP_ROOT/cpuset.cpus"
+      cat "${h}cpuset.mems" > "$h$CGROUP_ROOT/cpuset.mems"
+    fi
+  done
+}
+
 kubelet_start() {
   local k
+  cgroup_root
   for k in "${KUBELET_SYSCTLS[@]}"; do printf '%s = %s\n' "$k" "$(sysctl -n "$k")"; done > "$STATE/sysctl.before"
   cat > "$STATE/resolv.conf" <<EOF
 nameserver $NODE_IP

@@ -30,7 +30,12 @@ fn env(name: &str) -> String {
 
 fn run(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
-    assert!(o.status.success(), "{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -76,10 +81,12 @@ fn inventory(state: &Path, kube_bin: &str, bridge: &str, cidrs: &[String]) -> Tr
             t.0.push(("cgroup", ours.display().to_string()));
         }
     }
-    for table in ["nat", "filter"] {
-        let rules = run(Command::new("iptables-save").args(["-t", table]));
-        if let Some(line) = rules.lines().find(|l| l.contains("KUBE-")) {
-            t.0.push(("iptables", format!("{table}: {line}")));
+    for save in ["iptables-save", "ip6tables-save"] {
+        for table in ["nat", "filter", "mangle"] {
+            let rules = run(Command::new(save).args(["-t", table]));
+            if let Some(line) = rules.lines().find(|l| l.contains("KUBE-")) {
+                t.0.push(("iptables", format!("{save} {table}: {line}")));
+            }
         }
     }
     let routes = run(Command::new("ip").args(["route", "show", "type", "blackhole"]));
@@ -114,7 +121,8 @@ fn stop_removes_every_trace_and_start_brings_the_cluster_back() {
     assert!(processes >= 8, "etcd, 5 Kubernetes components, containerd, dnsmasq (+ shims): {running:#?}");
 
     // The kubelet changes a few host sysctls; stop must put back what start saved.
-    let saved = std::fs::read_to_string(state.join("sysctl.before")).expect("cluster.sh saves the sysctls it lets the kubelet change");
+    let saved = std::fs::read_to_string(state.join("sysctl.before"))
+        .expect("cluster.sh saves the sysctls it lets the kubelet change");
     assert!(saved.lines().count() >= 4, "{saved}");
 
     run(Command::new("bash").arg(SCRIPT).arg("stop"));
@@ -126,7 +134,11 @@ fn stop_removes_every_trace_and_start_brings_the_cluster_back() {
     }
     let restart = Command::new("bash").arg(SCRIPT).arg("start").output().expect("cluster.sh start");
     assert!(left.0.is_empty(), "`cluster.sh stop` left traces behind: {left:#?}");
-    assert!(restart.status.success(), "cluster.sh start after stop failed:\n{}", String::from_utf8_lossy(&restart.stderr));
+    assert!(
+        restart.status.success(),
+        "cluster.sh start after stop failed:\n{}",
+        String::from_utf8_lossy(&restart.stderr)
+    );
     let env_lines = String::from_utf8_lossy(&restart.stdout);
     assert!(env_lines.contains(&format!("export PVTAPI_CLUSTER_STATE={}", state.display())), "{env_lines}");
 
