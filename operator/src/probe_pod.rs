@@ -188,7 +188,8 @@ mod tests {
 
     #[test]
     fn args_follow_the_spec_in_the_probe_cli_spelling() {
-        let args = probe_args(&spec(), &["vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com".into()]);
+        let args =
+            probe_args(&spec(), &["vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com".into()]);
         for want in [
             "probe",
             "--api-id=abcde12345",

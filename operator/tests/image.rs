@@ -20,7 +20,13 @@ fn scratch(name: &str) -> PathBuf {
 fn build(out: &Path) -> String {
     let o = Command::new("python3")
         .arg(BUILDER)
-        .args(["--pvtapi", env!("CARGO_BIN_EXE_pvtapi-operator"), "--ref", "pvtapi.local/pvtapi-operator:test", "--out"])
+        .args([
+            "--pvtapi",
+            env!("CARGO_BIN_EXE_pvtapi-operator"),
+            "--ref",
+            "pvtapi.local/pvtapi-operator:test",
+            "--out",
+        ])
         .arg(out)
         .output()
         .expect("run python3 (install: tests/substrate/install.sh)");
@@ -74,7 +80,11 @@ fn the_image_is_reproducible_nonroot_shell_free_and_matches_the_dockerfile() {
     // The Dockerfile's final stage: same user, entrypoint and binary path.
     let dockerfile = std::fs::read_to_string(DOCKERFILE).expect("read Dockerfile");
     let final_stage = dockerfile.rsplit_once("\nFROM ").map(|(_, s)| s).expect("a multi-stage Dockerfile");
-    for line in ["USER 65532:65532", r#"ENTRYPOINT ["/pvtapi-operator"]"#, "COPY --from=build /pvtapi-operator /pvtapi-operator"] {
+    for line in [
+        "USER 65532:65532",
+        r#"ENTRYPOINT ["/pvtapi-operator"]"#,
+        "COPY --from=build /pvtapi-operator /pvtapi-operator",
+    ] {
         assert!(final_stage.lines().any(|l| l.trim() == line), "Dockerfile final stage lacks `{line}`:\n{final_stage}");
     }
     assert!(final_stage.starts_with("gcr.io/distroless/static") || final_stage.starts_with("scratch"), "{final_stage}");
@@ -87,7 +97,10 @@ fn the_builder_refuses_bad_input_with_a_clear_message() {
     let dir = scratch("bad");
     for (args, want) in [
         (vec!["--pvtapi", "/nonexistent/pvtapi-operator"], "is not an executable file"),
-        (vec!["--file", "/etc/hostname:relative", "--entrypoint", "/x", "--user", "1:1"], "expected SRC:/absolute/dest"),
+        (
+            vec!["--file", "/etc/hostname:relative", "--entrypoint", "/x", "--user", "1:1"],
+            "expected SRC:/absolute/dest",
+        ),
         (vec!["--file", "/etc/hostname:/x", "--entrypoint", "/x", "--user", "nobody"], "expected numeric UID:GID"),
     ] {
         let o = Command::new("python3")

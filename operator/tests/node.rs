@@ -75,8 +75,12 @@ fn probe_pod_for(cluster: &Cluster, ns: &str, spec: &PrivateApiConnectivityCheck
         ..Default::default()
     }]);
     let c = &mut ps.containers[0];
-    c.volume_mounts =
-        Some(vec![VolumeMount { name: "ca".into(), mount_path: "/etc/pvtapi-ca".into(), read_only: Some(true), ..Default::default() }]);
+    c.volume_mounts = Some(vec![VolumeMount {
+        name: "ca".into(),
+        mount_path: "/etc/pvtapi-ca".into(),
+        read_only: Some(true),
+        ..Default::default()
+    }]);
     c.image_pull_policy = Some("Never".into());
     let args = c.args.as_mut().expect("args");
     args.push("--ca-bundle=/etc/pvtapi-ca/ca.pem".into());
@@ -91,7 +95,10 @@ async fn ca_config_map(cluster: &Cluster, ns: &str, ca: &TestCa) -> String {
         data: Some(BTreeMap::from([("ca.pem".to_owned(), pem)])),
         ..Default::default()
     };
-    Api::<ConfigMap>::namespaced(cluster.admin(), ns).create(&PostParams::default(), &cm).await.expect("create CA ConfigMap");
+    Api::<ConfigMap>::namespaced(cluster.admin(), ns)
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("create CA ConfigMap");
     "test-ca".into()
 }
 
@@ -105,10 +112,15 @@ async fn restricted_namespace_runs_the_probe_pod_and_its_report_comes_back_as_th
     let ip = endpoint_ip();
     let _addr = cluster.local_address(ip);
     let ca = TestCa::new();
-    let (chain, key) = ca.issue(&["*.execute-api.us-east-1.amazonaws.com", "*.execute-api.us-east-1.vpce.amazonaws.com"]);
-    let front =
-        FrontEnd::start(SocketAddr::new(IpAddr::V4(ip), 0), chain, key, requires_api_identity(API, Reply::ok(r#"{"ok":true}"#)))
-            .await;
+    let (chain, key) =
+        ca.issue(&["*.execute-api.us-east-1.amazonaws.com", "*.execute-api.us-east-1.vpce.amazonaws.com"]);
+    let front = FrontEnd::start(
+        SocketAddr::new(IpAddr::V4(ip), 0),
+        chain,
+        key,
+        requires_api_identity(API, Reply::ok(r#"{"ok":true}"#)),
+    )
+    .await;
     let _dns = cluster.dns(&[(API_HOST, IpAddr::V4(ip)), (VPCE_HOST, IpAddr::V4(ip))]);
     let cm = ca_config_map(&cluster, &ns, &ca).await;
 
@@ -128,7 +140,8 @@ async fn restricted_namespace_runs_the_probe_pod_and_its_report_comes_back_as_th
     assert_eq!(terminated.exit_code, 0);
     let message = terminated.message.as_deref().expect("the kubelet returns the termination message");
     assert!(message.len() <= 4096, "a termination message is at most 4 KiB, got {}", message.len());
-    let report: ProbeReport = serde_json::from_str(message).unwrap_or_else(|e| panic!("not a probe report ({e}): {message}"));
+    let report: ProbeReport =
+        serde_json::from_str(message).unwrap_or_else(|e| panic!("not a probe report ({e}): {message}"));
 
     assert_eq!(report.resolver, "system", "the pod resolves through its own resolv.conf (the cluster DNS)");
     let api_dns = report.dns.iter().find(|d| d.host == API_HOST).expect("the API host was resolved");
@@ -186,7 +199,8 @@ async fn reader_identity(cluster: &Cluster, ns: &str) -> String {
         .create(&PostParams::default(), &ServiceAccount { metadata: meta(ns, sa), ..Default::default() })
         .await
         .expect("create ServiceAccount");
-    let subject = Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() };
+    let subject =
+        Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() };
     let cluster_role = format!("{ns}-list-namespaces");
     Api::<ClusterRole>::all(admin.clone())
         .create(
@@ -209,7 +223,11 @@ async fn reader_identity(cluster: &Cluster, ns: &str) -> String {
             &PostParams::default(),
             &ClusterRoleBinding {
                 metadata: ObjectMeta { name: Some(cluster_role.clone()), ..Default::default() },
-                role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "ClusterRole".into(), name: cluster_role },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "ClusterRole".into(),
+                    name: cluster_role,
+                },
                 subjects: Some(vec![subject.clone()]),
             },
         )
@@ -235,7 +253,11 @@ async fn reader_identity(cluster: &Cluster, ns: &str) -> String {
             &PostParams::default(),
             &RoleBinding {
                 metadata: meta(ns, "list-pods"),
-                role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "Role".into(), name: "list-pods".into() },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "Role".into(),
+                    name: "list-pods".into(),
+                },
                 subjects: Some(vec![subject]),
             },
         )
@@ -264,7 +286,11 @@ fn kubectl_pod(cluster: &Cluster, ns: &str, sa: &str, args: &[&str]) -> Pod {
                 image_pull_policy: Some("Never".into()),
                 args: Some(args.iter().map(|s| (*s).to_owned()).collect()),
                 env: Some(vec![EnvVar { name: "HOME".into(), value: Some("/home".into()), ..Default::default() }]),
-                volume_mounts: Some(vec![VolumeMount { name: "home".into(), mount_path: "/home".into(), ..Default::default() }]),
+                volume_mounts: Some(vec![VolumeMount {
+                    name: "home".into(),
+                    mount_path: "/home".into(),
+                    ..Default::default()
+                }]),
                 security_context: Some(probe_pod::restricted_container_security_context()),
                 ..Default::default()
             }],
@@ -288,8 +314,12 @@ async fn a_pod_with_in_cluster_config_reaches_the_apiserver_through_the_kubernet
     assert!(logs.contains("namespace/default") && logs.contains(&format!("namespace/{ns}")), "{logs}");
     // kubectl -v=6 names the server it called: the `kubernetes` Service's ClusterIP on 443.
     let svc_ip = std::env::var("PVTAPI_SERVICE_CIDR").expect("PVTAPI_SERVICE_CIDR");
-    let svc_ip = format!("{}.1:443", svc_ip.split('/').next().and_then(|n| n.rsplit_once('.')).map(|(p, _)| p).unwrap_or(""));
-    assert!(logs.contains(&format!("https://{svc_ip}/api/v1/namespaces")), "kubectl did not go through the Service:\n{logs}");
+    let svc_ip =
+        format!("{}.1:443", svc_ip.split('/').next().and_then(|n| n.rsplit_once('.')).map(|(p, _)| p).unwrap_or(""));
+    assert!(
+        logs.contains(&format!("https://{svc_ip}/api/v1/namespaces")),
+        "kubectl did not go through the Service:\n{logs}"
+    );
 
     // The same token may list pods in its own namespace (the Role) and nothing more.
     let pod = kubectl_pod(&cluster, &ns, &sa, &["get", "pods", "-n", &ns, "-o", "name"]);
@@ -330,8 +360,10 @@ async fn an_absent_image_fails_locally_and_fast() {
     let waiting = cluster
         .create_and_wait(&pod, "ErrImageNeverPull", POD_TIMEOUT, |p| waiting_reason(p) == Some("ErrImageNeverPull"))
         .await;
-    let status = waiting.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first()).expect("status");
-    let message = status.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.message.clone()).unwrap_or_default();
+    let status =
+        waiting.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first()).expect("status");
+    let message =
+        status.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.message.clone()).unwrap_or_default();
     assert!(message.contains("pvtapi.local/absent:1") && message.contains("not present"), "{message}");
     assert_eq!(phase(&waiting), "Pending");
 
@@ -398,7 +430,9 @@ async fn a_probe_no_node_can_take_is_unschedulable() {
     let pending = cluster
         .create_and_wait(&pod, "PodScheduled=False/Unschedulable", POD_TIMEOUT, |p| {
             p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-                cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+                cs.iter().any(|c| {
+                    c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+                })
             })
         })
         .await;
