@@ -131,7 +131,8 @@ mod tests {
         let unknown_top = good().replacen('{', "{\"extra\":1,", 1);
         let unknown_nested = good().replace("\"ttl\":60", "\"ttl\":60,\"secret\":\"x\"");
         let wrong_version = good().replace(REPORT_VERSION, "pvtapi.io/probe-report/v9");
-        let cases: Vec<(String, fn(&ReportError) -> bool)> = vec![
+        type Case = (String, fn(&ReportError) -> bool);
+        let cases: Vec<Case> = vec![
             (String::new(), |e| *e == ReportError::Empty),
             ("   \n".into(), |e| *e == ReportError::Empty),
             ("x".repeat(5000), |e| *e == ReportError::TooLarge(5000)),
