@@ -224,7 +224,7 @@ async fn reader_identity(cluster: &Cluster, ns: &str) -> String {
             &ClusterRoleBinding {
                 metadata: ObjectMeta { name: Some(cluster_role.clone()), ..Default::default() },
                 role_ref: RoleRef {
-                    api_group: "rbac.authorization.k8s.io".into(),
+                    api_group: Some("rbac.authorization.k8s.io".into()),
                     kind: "ClusterRole".into(),
                     name: cluster_role,
                 },
@@ -254,7 +254,7 @@ async fn reader_identity(cluster: &Cluster, ns: &str) -> String {
             &RoleBinding {
                 metadata: meta(ns, "list-pods"),
                 role_ref: RoleRef {
-                    api_group: "rbac.authorization.k8s.io".into(),
+                    api_group: Some("rbac.authorization.k8s.io".into()),
                     kind: "Role".into(),
                     name: "list-pods".into(),
                 },
