@@ -249,6 +249,10 @@ fn run_id_of(pod: &Pod) -> Option<&str> {
     pod.labels().get(LABEL_RUN).map(String::as_str)
 }
 
+fn run_generation(pod: &Pod) -> Option<i64> {
+    pod.annotations().get(ANNOTATION_GENERATION).and_then(|g| g.parse().ok())
+}
+
 fn created(pod: &Pod) -> Option<Timestamp> {
     pod.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
@@ -285,7 +289,10 @@ async fn reconcile_check(check: &Check, ctx: &Context) -> Result<Action, Error> 
     });
     let processed = |p: &Pod| {
         let id = run_id_of(p);
-        p.labels().contains_key(LABEL_RETAINED)
+        // Superseded: deleted by us because the spec changed under it.
+        let superseded = p.metadata.deletion_timestamp.is_some() && run_generation(p).is_some_and(|g| g < generation);
+        superseded
+            || p.labels().contains_key(LABEL_RETAINED)
             || (id.is_some()
                 && (id == current.last_run_id.as_deref() || current.history.iter().any(|h| h.run_id.as_deref() == id)))
     };
@@ -369,6 +376,16 @@ async fn handle_pod(
     let name = check.name_any();
     let uid = check.uid().unwrap_or_default();
     match probe_run_outcome(pod, now, ctx.config.pending_deadline) {
+        RunOutcome::InFlight { .. }
+            if run_generation(pod).is_some_and(|g| g < check.metadata.generation.unwrap_or(0)) =>
+        {
+            // The spec changed under a run that has not reported: its result would describe the
+            // old spec. Stop it and run the new spec at once.
+            tracing::info!(namespace = %ns, name = %name, pod = %pod.name_any(), "spec changed during a run: restarting it");
+            delete_pod(ctx, &ns, &pod.name_any()).await;
+            ctx.memo(&ns, &name, &uid, |m| m.ticket = None);
+            start_run(check, ctx, current, Trigger::SpecChanged, now).await
+        }
         RunOutcome::InFlight { recheck_at } => {
             // Adopt (after a restart or a leader change) or keep tracking.
             let pod_name = pod.name_any();
@@ -402,7 +419,7 @@ async fn finish(
     let generation = check.metadata.generation.unwrap_or(0);
     let spec = &check.spec;
     let annotations = pod.map(|p| p.annotations().clone()).unwrap_or_default();
-    let run_generation = annotations.get(ANNOTATION_GENERATION).and_then(|g| g.parse().ok()).unwrap_or(generation);
+    let run_generation = pod.and_then(run_generation).unwrap_or(generation);
     let run_id = pod.and_then(run_id_of).unwrap_or(pod_name).to_owned();
 
     let parsed = outcome.and_then(|message| {

@@ -87,3 +87,42 @@ pub async fn serve(
     });
     Ok((local, task))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .expect("send");
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.expect("read");
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_metrics_health_and_readiness() {
+        let state = Arc::new(HttpState { metrics: Arc::new(Metrics::new()), ready: AtomicBool::new(false) });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr, task) = serve("127.0.0.1:0".parse().expect("addr"), state.clone(), async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("bind");
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        state.ready.store(true, Ordering::Relaxed);
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        let metrics = get(addr, "/metrics").await;
+        assert!(
+            metrics.starts_with("HTTP/1.1 200") && metrics.contains("pvtapi_probe_run_failures_total"),
+            "{metrics}"
+        );
+        assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        let _ = tx.send(());
+        task.await.expect("server stops");
+    }
+}

@@ -196,3 +196,31 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn flags_have_defaults_and_the_image_is_required() {
+        let cli = Cli::try_parse_from(["run", "--probe-image", "pvtapi.local/pvtapi-operator:dev"]).expect("parses");
+        let c = cli.run.controller_config("op-0");
+        assert_eq!(c.probe_image, "pvtapi.local/pvtapi-operator:dev");
+        assert_eq!(c.max_concurrent_runs, 20);
+        assert_eq!(c.pending_deadline, Duration::from_secs(120));
+        assert!(c.keep_failed_pods);
+        assert!(c.aws.cache_ttl < Duration::from_secs(30), "shorter than the shortest interval");
+        assert_eq!(cli.run.metrics_addr.port(), 8080);
+        if std::env::var_os("PVTAPI_PROBE_IMAGE").is_none() {
+            assert!(Cli::try_parse_from(["run"]).is_err(), "--probe-image is required");
+        }
+        assert!(Cli::try_parse_from(["run", "--probe-image", "x", "--max-concurrent-runs", "0"]).is_err());
+    }
+}
