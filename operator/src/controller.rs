@@ -210,7 +210,7 @@ impl Context {
         let ns = check.namespace().ok_or(Error::MissingField("metadata.namespace"))?;
         let name = check.name_any();
         let uid = check.uid().unwrap_or_default();
-        if *before == after && check.status.as_ref() == Some(&after) {
+        if *before == after {
             return Ok(());
         }
         let api: Api<Check> = Api::namespaced(self.client.clone(), &ns);

@@ -449,7 +449,8 @@ pub fn transition_event(before: &CheckStatus, after: &CheckStatus) -> Option<Tra
                 cause.code(),
                 after.summary.as_deref().unwrap_or("")
             ),
-            1000,
+            // An event note holds at most 1 kB.
+            700,
         ),
     })
 }
