@@ -88,6 +88,8 @@ struct Ticket {
 #[derive(Debug, Default)]
 struct Memo {
     uid: String,
+    /// The check was reconciled before in this process.
+    seen: bool,
     ticket: Option<Ticket>,
     status: Option<CheckStatus>,
 }
@@ -268,7 +270,12 @@ async fn reconcile_check(check: &Check, ctx: &Context) -> Result<Action, Error> 
     if tokio::time::timeout(Duration::from_secs(10), ctx.pods.wait_until_ready()).await.is_err() {
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
+    let seen_before = ctx.memo(&ns, &name, &uid, |m| std::mem::replace(&mut m.seen, true));
     let current = ctx.effective_status(&ns, &name, &uid, check.status.as_ref());
+    if !seen_before && let Some(cause) = current.root_cause {
+        // First sight in this process (restart, new leader): export the last result at once.
+        ctx.metrics.observe_check(&ns, &name, cause);
+    }
 
     if let Some(problem) = spec_problem(check) {
         let mut next = current.clone();

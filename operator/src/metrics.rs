@@ -208,6 +208,28 @@ impl Metrics {
         self.runs.get_or_create(&ResultLabels { root_cause: cause.code().to_owned() }).inc();
     }
 
+    /// Sets the per-check gauges from a status read back (after a restart or a leader change),
+    /// without counting a run.
+    pub fn observe_check(&self, namespace: &str, name: &str, cause: RootCause) {
+        let check = CheckLabels { namespace: namespace.to_owned(), name: name.to_owned() };
+        match cause {
+            RootCause::Healthy => {
+                self.reachable.get_or_create(&check).set(1);
+            }
+            RootCause::ProbeFailed | RootCause::Unknown => {}
+            _ => {
+                self.reachable.get_or_create(&check).set(0);
+            }
+        }
+        self.root_cause
+            .get_or_create(&CauseLabels {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                root_cause: cause.code().to_owned(),
+            })
+            .set(1);
+    }
+
     /// The check is gone: drop its series.
     pub fn forget_check(&self, namespace: &str, name: &str) {
         self.reachable.remove(&CheckLabels { namespace: namespace.to_owned(), name: name.to_owned() });
