@@ -281,6 +281,56 @@ pub struct CheckStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "report_schema")]
     pub report: Option<serde_json::Value>,
+
+    /// The last results, newest first, at most [`MAX_HISTORY`]: intermittent failures are
+    /// visible here without a metrics stack.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub history: Vec<RunResult>,
+
+    /// Share of the runs in `history` whose result was `Healthy`, from 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_ratio: Option<f64>,
+
+    /// When a run last found the API healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_time: Option<Time>,
+
+    /// When the current run of failures began (absent while healthy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Time>,
+
+    /// The last value of the `pvtapi.io/run-now` annotation the operator acted on: a different
+    /// value runs the check at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub last_run_now: Option<String>,
+
+    /// The id of the last run whose result this status holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub last_run_id: Option<String>,
+}
+
+/// How many results `status.history` keeps.
+pub const MAX_HISTORY: usize = 20;
+
+/// One run's result in `status.history`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    /// When the run finished.
+    pub time: Time,
+    /// The run's root cause (`Healthy`, a failure code, or `ProbeFailed` when the probe pod
+    /// could not run or report).
+    pub root_cause: RootCause,
+    /// The run's id (the probe pod's `pvtapi.io/run` label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub run_id: Option<String>,
+    /// Wall time from probe pod creation to the result, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// The size bound the operator applies to `status.report`.

@@ -20,3 +20,11 @@ pub const ENDPOINT_REACHABLE: &str = "EndpointReachable";
 pub const TLS_ESTABLISHED: &str = "TlsEstablished";
 /// Per-area: API Gateway and the policies let the call through.
 pub const AUTHORIZED: &str = "Authorized";
+/// Per-area: the AWS facts that explain a failure could all be read.
+pub const AWS_INSPECTED: &str = "AwsInspected";
+/// The result changed between healthy and failing several times within the history window:
+/// the failure is intermittent. `Reachable` keeps the current root cause as its reason.
+pub const FLAPPING: &str = "Flapping";
+
+/// The annotation whose every new value runs a check at once (`kubectl pvtapi check NAME`).
+pub const RUN_NOW_ANNOTATION: &str = "pvtapi.io/run-now";

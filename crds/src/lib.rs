@@ -13,7 +13,7 @@ pub mod validate;
 
 pub use check::{
     AccessMode, ApiTarget, AwsInspection, CheckStatus, EndpointRef, HttpMethod, PrivateApiConnectivityCheck,
-    PrivateApiConnectivityCheckSpec, ProbePlacement,
+    PrivateApiConnectivityCheckSpec, ProbePlacement, RunResult,
 };
 pub use root_cause::{Advisory, RootCause};
 

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
         `run` watches PrivateApiConnectivityCheck objects (pvtapi.io/v1alpha1) and, for each, runs a short-lived \
         probe pod, adds read-only AWS facts, and writes one root cause with evidence and a fix into status \
         conditions, events and Prometheus metrics. `probe` is what that pod executes.",
-    after_help = "Examples:\n  pvtapi-operator run\n  pvtapi-operator probe --api-id abcde12345 --region us-east-1 --stage prod --vpce vpce-0123456789abcdef0"
+    after_help = "Examples:\n  pvtapi-operator run --probe-image pvtapi.local/pvtapi-operator:dev\n  pvtapi-operator probe --api-id abcde12345 --region us-east-1 --stage prod --vpce vpce-0123456789abcdef0"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,8 +29,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the controller: reconcile every PrivateApiConnectivityCheck in the cluster (not in this build yet).
-    Run,
+    /// Run the controller: reconcile every PrivateApiConnectivityCheck (probe pods, AWS facts, status, events, metrics).
+    Run(Box<pvtapi_operator::run::RunArgs>),
     /// Probe one private API from this network (DNS, TCP 443, TLS, HTTPS invoke) and print a JSON report.
     Probe(Box<probe_cmd::ProbeArgs>),
 }
@@ -38,9 +38,23 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run => {
-            eprintln!("pvtapi-operator: `run` (the controller) is not implemented in this build yet");
-            ExitCode::from(2)
+        Command::Run(args) => {
+            pvtapi_operator::telemetry::init();
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("pvtapi-operator run: cannot start the async runtime: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            match runtime.block_on(pvtapi_operator::run::run(*args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!(error = format!("{err:#}"), "pvtapi-operator run stopped");
+                    eprintln!("pvtapi-operator run: {err:#}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::Probe(args) => {
             let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {

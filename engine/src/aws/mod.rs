@@ -140,6 +140,12 @@ impl CallRecorder {
     pub fn calls(&self) -> Vec<String> {
         self.0.lock().map(|c| c.clone()).unwrap_or_default()
     }
+
+    /// Takes the calls recorded so far, leaving none: a long-running process counts them into
+    /// metrics this way without the record growing forever.
+    pub fn drain(&self) -> Vec<String> {
+        self.0.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default()
+    }
 }
 
 impl Intercept for CallRecorder {
