@@ -161,7 +161,8 @@ pub fn build(p: &ProbePodParams<'_>) -> Pod {
                 image_pull_policy: Some("IfNotPresent".into()),
                 args: Some(probe_args(p.spec, p.vpce_dns_names)),
                 termination_message_path: Some(TERMINATION_LOG.into()),
-                termination_message_policy: Some("File".into()),
+                // The report file when the probe ran; its stderr (the reason) when it could not run.
+                termination_message_policy: Some("FallbackToLogsOnError".into()),
                 resources: Some(placement.resources.clone().unwrap_or_else(default_resources)),
                 security_context: Some(restricted_container_security_context()),
                 ..Default::default()
