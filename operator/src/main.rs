@@ -35,12 +35,21 @@ enum Command {
     Probe(Box<probe_cmd::ProbeArgs>),
 }
 
+/// Stack of each async worker thread of `run`.
+const RUNTIME_STACK_BYTES: usize = 16 * 1024 * 1024;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {
             pvtapi_operator::telemetry::init();
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            // Reconciles hold large futures (probe report + AWS facts + diagnosis); tokio's 2 MiB
+            // worker stacks overflow on them in unoptimised builds (seen on the local node).
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_stack_size(RUNTIME_STACK_BYTES)
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(err) => {
                     eprintln!("pvtapi-operator run: cannot start the async runtime: {err}");
