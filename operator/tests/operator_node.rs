@@ -43,6 +43,68 @@ fn start_operator(cluster: &Cluster, ns: &str) -> Operator {
     Operator(child)
 }
 
+fn check(ns: &str, name: &str, api_id: &str, extra: serde_json::Value) -> PrivateApiConnectivityCheck {
+    let mut spec = serde_json::json!({
+        "api": {"id": api_id, "region": "us-east-1", "stage": "prod", "path": "/health"},
+        "endpoint": {"vpcEndpointId": "vpce-0fedcba9876543210"},
+        "access": "privateDns",
+        "timeoutSeconds": 2,
+        "aws": {"inspect": false}
+    });
+    if let (Some(base), Some(more)) = (spec.as_object_mut(), extra.as_object()) {
+        base.extend(more.clone());
+    }
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pvtapi.io/v1alpha1",
+        "kind": "PrivateApiConnectivityCheck",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec
+    }))
+    .expect("check")
+}
+
+/// Applies `check` and waits (on a watch) until `done` holds for it, or panics with its status
+/// and the operator's log.
+async fn apply_and_wait(
+    cluster: &Cluster,
+    check: &PrivateApiConnectivityCheck,
+    what: &str,
+    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
+) -> PrivateApiConnectivityCheck {
+    let ns = check.metadata.namespace.clone().expect("namespace");
+    let name = check.metadata.name.clone().expect("name");
+    let api: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), &ns);
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(check)).await.expect("apply check");
+    wait_check(&api, &ns, &name, what, done).await
+}
+
+async fn wait_check(
+    api: &Api<PrivateApiConnectivityCheck>,
+    ns: &str,
+    name: &str,
+    what: &str,
+    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
+) -> PrivateApiConnectivityCheck {
+    let cond = await_condition(api.clone(), name, move |c: Option<&PrivateApiConnectivityCheck>| c.is_some_and(&done));
+    match tokio::time::timeout(Duration::from_secs(120), cond).await {
+        Ok(Ok(Some(c))) => c,
+        other => {
+            let now = api.get_opt(name).await.ok().flatten();
+            let log = std::fs::read_to_string(std::env::temp_dir().join(format!("pvtapi-operator-{ns}.log")))
+                .unwrap_or_default();
+            panic!(
+                "{ns}/{name}: {what} not seen after 120 s ({other:?})\nstatus: {:?}\noperator log (tail):\n{}",
+                now.and_then(|c| c.status),
+                log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+}
+
+fn root_cause_is(check: &PrivateApiConnectivityCheck, want: RootCause) -> bool {
+    check.status.as_ref().and_then(|s| s.root_cause) == Some(want)
+}
+
 fn condition<'a>(
     check: &'a PrivateApiConnectivityCheck,
     type_: &str,
@@ -58,39 +120,10 @@ async fn the_operator_reconciles_a_check_with_a_real_probe_pod_and_writes_its_co
     let _operator = start_operator(&cluster, &ns);
 
     // No record for this API on the VPC resolver: the probe pod's lookups get NXDOMAIN.
-    let check: PrivateApiConnectivityCheck = serde_json::from_value(serde_json::json!({
-        "apiVersion": "pvtapi.io/v1alpha1",
-        "kind": "PrivateApiConnectivityCheck",
-        "metadata": {"name": "orders", "namespace": ns},
-        "spec": {
-            "api": {"id": "zzzzz99999", "region": "us-east-1", "stage": "prod", "path": "/health"},
-            "endpoint": {"vpcEndpointId": "vpce-0fedcba9876543210"},
-            "access": "privateDns",
-            "timeoutSeconds": 2,
-            "aws": {"inspect": false}
-        }
-    }))
-    .expect("check");
-    let api: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), &ns);
-    api.patch("orders", &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&check)).await.expect("apply check");
-
-    let reported = await_condition(api.clone(), "orders", |c: Option<&PrivateApiConnectivityCheck>| {
-        c.and_then(|c| condition(c, conditions::REACHABLE)).is_some_and(|r| r.reason != "Pending")
-            && c.and_then(|c| c.status.as_ref()).is_some_and(|s| s.root_cause.is_some())
-    });
-    let check = match tokio::time::timeout(Duration::from_secs(120), reported).await {
-        Ok(Ok(Some(c))) => c,
-        other => {
-            let now = api.get_opt("orders").await.ok().flatten();
-            let log = std::fs::read_to_string(std::env::temp_dir().join(format!("pvtapi-operator-{ns}.log")))
-                .unwrap_or_default();
-            panic!(
-                "no result after 120 s ({other:?})\nstatus: {:?}\noperator log (tail):\n{}",
-                now.and_then(|c| c.status),
-                log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-    };
+    let check = check(&ns, "orders", "zzzzz99999", serde_json::json!({}));
+    let check =
+        apply_and_wait(&cluster, &check, "a root cause", |c| c.status.as_ref().is_some_and(|s| s.root_cause.is_some()))
+            .await;
     let status = check.status.as_ref().expect("status");
     let root = status.root_cause.expect("root cause");
     assert_eq!(root, RootCause::DnsResolutionFailed, "NXDOMAIN for the API host: {status:?}");
@@ -140,4 +173,82 @@ async fn the_operator_reconciles_a_check_with_a_real_probe_pod_and_writes_its_co
         "an event on the transition: {:?}",
         seen.iter().map(|e| (e.reason.clone(), e.message.clone())).collect::<Vec<_>>()
     );
+}
+
+/// A probe-run failure is not a target failure: `Reachable=Unknown`, reason `ProbeFailed`, with
+/// the pod's own reason in the message — and `Ready` stays True.
+fn probe_failed_with(check: &PrivateApiConnectivityCheck, needle: &str) {
+    let reachable = condition(check, conditions::REACHABLE).expect("Reachable");
+    assert_eq!((reachable.status.as_str(), reachable.reason.as_str()), ("Unknown", "ProbeFailed"), "{reachable:?}");
+    assert!(reachable.message.contains(needle), "the pod's reason {needle:?} in {:?}", reachable.message);
+    let ready = condition(check, conditions::READY).expect("Ready");
+    assert_eq!(ready.status, "True", "{ready:?}");
+}
+
+#[tokio::test]
+async fn a_probe_image_that_cannot_be_pulled_is_a_probe_failure_naming_the_pull() {
+    let cluster = Cluster::from_env().await;
+    cluster.control_plane().install_crd().await;
+    let ns = cluster.namespace("operator-noimage", Some("restricted")).await;
+    let _operator = start_operator(&cluster, &ns);
+    let c = check(&ns, "orders", "zzzzz99998", serde_json::json!({"probe": {"image": "pvtapi.local/absent:1"}}));
+    let done = apply_and_wait(&cluster, &c, "ProbeFailed", |c| root_cause_is(c, RootCause::ProbeFailed)).await;
+    probe_failed_with(&done, "ImagePull");
+}
+
+#[tokio::test]
+async fn a_probe_no_node_can_take_is_a_probe_failure_naming_the_scheduler() {
+    let cluster = Cluster::from_env().await;
+    cluster.control_plane().install_crd().await;
+    let ns = cluster.namespace("operator-unsched", Some("restricted")).await;
+    let _operator = start_operator(&cluster, &ns);
+    let c = check(
+        &ns,
+        "orders",
+        "zzzzz99997",
+        serde_json::json!({"probe": {"nodeSelector": {"topology.kubernetes.io/zone": "nowhere-1z"}}}),
+    );
+    let done = apply_and_wait(&cluster, &c, "ProbeFailed", |c| root_cause_is(c, RootCause::ProbeFailed)).await;
+    probe_failed_with(&done, "Unschedulable");
+}
+
+#[tokio::test]
+async fn a_probe_pod_deleted_mid_run_is_a_probe_failure_and_the_next_run_goes_on() {
+    let cluster = Cluster::from_env().await;
+    cluster.control_plane().install_crd().await;
+    let ns = cluster.namespace("operator-deleted", Some("restricted")).await;
+    let _operator = start_operator(&cluster, &ns);
+    // The API host resolves to an address nobody answers (the host drops it: a real connect
+    // timeout), so the run lasts as long as its timeout — long enough to delete its pod.
+    let api_host = "zzzzz99996.execute-api.us-east-1.amazonaws.com";
+    let _dns = cluster.dns(&[(api_host, std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 1, 251)))]);
+    let c = check(&ns, "orders", "zzzzz99996", serde_json::json!({"timeoutSeconds": 20}));
+    let api: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), &ns);
+    api.patch("orders", &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&c)).await.expect("apply check");
+
+    let pods: Api<Pod> = Api::namespaced(cluster.admin(), &ns);
+    let lp = ListParams::default().labels("app.kubernetes.io/component=probe");
+    let mut victim = None;
+    for _ in 0..600 {
+        let items = pods.list(&lp).await.expect("list pods").items;
+        if let Some(p) = items.iter().find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")) {
+            victim = p.metadata.name.clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let victim = victim.expect("a running probe pod");
+    pods.delete(&victim, &Default::default()).await.expect("delete the probe pod");
+    let done = wait_check(&api, &ns, "orders", "ProbeFailed", |c| root_cause_is(c, RootCause::ProbeFailed)).await;
+    probe_failed_with(&done, "deleted");
+
+    // The next run (asked for with the run-now annotation) runs normally and finds the timeout.
+    let patch = serde_json::json!({"metadata": {"annotations": {"pvtapi.io/run-now": "after-delete"}}});
+    api.patch("orders", &PatchParams::default(), &Patch::Merge(&patch)).await.expect("annotate run-now");
+    let done = wait_check(&api, &ns, "orders", "a timeout root cause", |c| {
+        c.status.as_ref().and_then(|s| s.root_cause).is_some_and(|r| r != RootCause::ProbeFailed)
+    })
+    .await;
+    let root = done.status.as_ref().and_then(|s| s.root_cause).expect("root cause");
+    assert_eq!(root, RootCause::ConnectTimeout, "{:?}", done.status);
 }
