@@ -22,7 +22,7 @@ use pvtapi_engine::probe::classify::{InvokeClass, TcpOutcome};
 use pvtapi_engine::probe::report::{DnsOutcome, ProbeReport, TlsOutcome};
 use pvtapi_operator::probe_pod::{self, ProbePodParams};
 use pvtapi_testkit::apigw::{FrontEnd, Reply, TestCa, requires_api_identity};
-use pvtapi_testkit::cluster::{Cluster, finished, phase, unique, waiting_reason};
+use pvtapi_testkit::cluster::{Cluster, container_state, finished, phase, terminated, unique, waiting_reason};
 
 const API: &str = "abcde12345";
 const REGION: &str = "us-east-1";
@@ -129,14 +129,7 @@ async fn restricted_namespace_runs_the_probe_pod_and_its_report_comes_back_as_th
     let done = cluster.create_and_wait(&pod, "a terminal phase", POD_TIMEOUT, finished).await;
     assert_eq!(phase(&done), "Succeeded", "probe pod status: {:?}", done.status);
 
-    let terminated = done
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|cs| cs.first())
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.terminated.as_ref())
-        .expect("terminated state");
+    let terminated = terminated(&done).expect("terminated state");
     assert_eq!(terminated.exit_code, 0);
     let message = terminated.message.as_deref().expect("the kubelet returns the termination message");
     assert!(message.len() <= 4096, "a termination message is at most 4 KiB, got {}", message.len());
@@ -363,10 +356,8 @@ async fn an_absent_image_fails_locally_and_fast() {
     let waiting = cluster
         .create_and_wait(&pod, "ErrImageNeverPull", POD_TIMEOUT, |p| waiting_reason(p) == Some("ErrImageNeverPull"))
         .await;
-    let status =
-        waiting.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first()).expect("status");
     let message =
-        status.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.message.clone()).unwrap_or_default();
+        container_state(&waiting).and_then(|s| s.waiting.as_ref()).and_then(|w| w.message.clone()).unwrap_or_default();
     assert!(message.contains("pvtapi.local/absent:1") && message.contains("not present"), "{message}");
     assert_eq!(phase(&waiting), "Pending");
 
@@ -401,14 +392,7 @@ async fn a_probe_over_its_memory_limit_is_oom_killed() {
     });
     let done = cluster.create_and_wait(&pod, "a terminal phase", POD_TIMEOUT, finished).await;
     assert_eq!(phase(&done), "Failed");
-    let terminated = done
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|c| c.first())
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.terminated.clone())
-        .expect("terminated");
+    let terminated = terminated(&done).expect("terminated");
     assert_eq!((terminated.reason.as_deref(), terminated.exit_code), (Some("OOMKilled"), 137), "{terminated:?}");
 }
 

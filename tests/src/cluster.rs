@@ -20,7 +20,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, Event, Namespace, Pod, ServiceAccount};
 use kube::api::{Api, ListParams, LogParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::{Client, ResourceExt};
@@ -243,9 +243,19 @@ pub fn phase(pod: &Pod) -> &str {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
 }
 
+/// The first container's state, as the kubelet last reported it.
+pub fn container_state(pod: &Pod) -> Option<&ContainerState> {
+    pod.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()
+}
+
 /// The first container's waiting reason, if it is waiting.
 pub fn waiting_reason(pod: &Pod) -> Option<&str> {
-    pod.status.as_ref()?.container_statuses.as_ref()?.first()?.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+    container_state(pod)?.waiting.as_ref()?.reason.as_deref()
+}
+
+/// The first container's terminated state, once it has terminated.
+pub fn terminated(pod: &Pod) -> Option<&ContainerStateTerminated> {
+    container_state(pod)?.terminated.as_ref()
 }
 
 /// Records on the cluster DNS; removed on drop.
