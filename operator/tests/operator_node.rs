@@ -26,9 +26,24 @@ impl Drop for Operator {
 }
 
 fn start_operator(cluster: &Cluster, ns: &str) -> Operator {
-    let log = std::fs::File::create(std::env::temp_dir().join(format!("pvtapi-operator-{ns}.log"))).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_pvtapi-operator"))
-        .args(["run", "--no-leader-election", "--metrics-addr", "127.0.0.1:0", "--namespace", ns])
+    start_replica(cluster, ns, None)
+}
+
+/// One operator process watching `ns`; with `replica = Some(name)` it runs leader election on a
+/// Lease in `ns` under that name (two replicas, one leader), else without election.
+fn start_replica(cluster: &Cluster, ns: &str, replica: Option<&str>) -> Operator {
+    let log_name = match replica {
+        Some(r) => format!("pvtapi-operator-{ns}-{r}.log"),
+        None => format!("pvtapi-operator-{ns}.log"),
+    };
+    let log = std::fs::File::create(std::env::temp_dir().join(log_name)).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pvtapi-operator"));
+    cmd.args(["run", "--metrics-addr", "127.0.0.1:0", "--namespace", ns]);
+    match replica {
+        Some(r) => cmd.arg(format!("--leader-election-namespace={ns}")).env("POD_NAME", r),
+        None => cmd.arg("--no-leader-election"),
+    };
+    let child = cmd
         .arg(format!("--probe-image={}", cluster.image))
         .env("KUBECONFIG", cluster.control_plane().kubeconfig())
         // Nothing may leave the machine: no instance-metadata lookups, every AWS endpoint dead.
@@ -251,4 +266,68 @@ async fn a_probe_pod_deleted_mid_run_is_a_probe_failure_and_the_next_run_goes_on
     .await;
     let root = done.status.as_ref().and_then(|s| s.root_cause).expect("root cause");
     assert_eq!(root, RootCause::ConnectTimeout, "{:?}", done.status);
+}
+
+#[tokio::test]
+async fn when_the_leader_dies_the_other_replica_takes_over_without_running_a_check_twice() {
+    let cluster = Cluster::from_env().await;
+    cluster.control_plane().install_crd().await;
+    let ns = cluster.namespace("operator-ha", Some("restricted")).await;
+    let mut replicas = vec![
+        ("replica-a", start_replica(&cluster, &ns, Some("replica-a"))),
+        ("replica-b", start_replica(&cluster, &ns, Some("replica-b"))),
+    ];
+
+    let first = apply_and_wait(&cluster, &check(&ns, "orders", "zzzzz99995", serde_json::json!({})), "a result", |c| {
+        root_cause_is(c, RootCause::DnsResolutionFailed)
+    })
+    .await;
+    assert_eq!(first.status.as_ref().map(|s| s.history.len()), Some(1), "one run: {:?}", first.status);
+
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(cluster.admin(), &ns);
+    let holder = leases
+        .get("pvtapi-operator")
+        .await
+        .expect("the leader Lease")
+        .spec
+        .and_then(|s| s.holder_identity)
+        .expect("a holder");
+    let leader =
+        replicas.iter().position(|(name, _)| holder.starts_with(name)).unwrap_or_else(|| panic!("holder {holder:?}"));
+    let (dead, mut process) = replicas.remove(leader);
+    let _ = process.0.kill(); // SIGKILL: no lease release, the follower must wait for it to expire
+    let _ = process.0.wait();
+    let (survivor, _keep) = &replicas[0];
+
+    let second = apply_and_wait(
+        &cluster,
+        &check(&ns, "payments", "zzzzz99994", serde_json::json!({})),
+        "a result from the new leader",
+        |c| root_cause_is(c, RootCause::DnsResolutionFailed),
+    )
+    .await;
+    assert!(second.status.as_ref().is_some_and(|s| s.history.len() == 1), "{:?}", second.status);
+    let holder =
+        leases.get("pvtapi-operator").await.expect("lease").spec.and_then(|s| s.holder_identity).unwrap_or_default();
+    assert!(holder.starts_with(survivor), "{dead} died; the lease is now {holder:?}");
+
+    // The check the old leader ran is not run again by the new one (its next run is not due).
+    let orders: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), &ns);
+    let orders = orders.get("orders").await.expect("orders");
+    assert_eq!(
+        orders.status.as_ref().map(|s| s.history.len()),
+        Some(1),
+        "no duplicate run after the hand-over: {:?}",
+        orders.status
+    );
+    let pods: Api<Pod> = Api::namespaced(cluster.admin(), &ns);
+    let lp = ListParams::default().labels("app.kubernetes.io/component=probe");
+    for _ in 0..300 {
+        if pods.list(&lp).await.expect("pods").items.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left: Vec<_> = pods.list(&lp).await.expect("pods").items.into_iter().filter_map(|p| p.metadata.name).collect();
+    assert!(left.is_empty(), "no orphan probe pod after the hand-over: {left:?}");
 }
