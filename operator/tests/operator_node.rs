@@ -105,8 +105,15 @@ async fn wait_check(
         Ok(Ok(Some(c))) => c,
         other => {
             let now = api.get_opt(name).await.ok().flatten();
-            let log = std::fs::read_to_string(std::env::temp_dir().join(format!("pvtapi-operator-{ns}.log")))
-                .unwrap_or_default();
+            // Every operator process of this namespace (one, or the replicas of the HA test).
+            let prefix = format!("pvtapi-operator-{ns}");
+            let log: String = std::fs::read_dir(std::env::temp_dir())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+                .collect();
             panic!(
                 "{ns}/{name}: {what} not seen after 120 s ({other:?})\nstatus: {:?}\noperator log (tail):\n{}",
                 now.and_then(|c| c.status),
