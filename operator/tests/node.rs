@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSpec, ResourceRequirements,
-    ServiceAccount, Volume, VolumeMount,
+    Volume, VolumeMount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, ObjectMeta, PostParams};
 use pvtapi_crds::PrivateApiConnectivityCheckSpec;
@@ -189,76 +189,14 @@ async fn restricted_namespace_refuses_a_probe_pod_without_the_restricted_securit
 /// A ServiceAccount bound (ClusterRole) to list namespaces and (Role) to list pods in its own
 /// namespace, nothing else.
 async fn reader_identity(cluster: &Cluster, ns: &str) -> String {
-    let admin = cluster.admin();
+    let list = |resource: &str| PolicyRule {
+        api_groups: Some(vec![String::new()]),
+        resources: Some(vec![resource.into()]),
+        verbs: vec!["list".into()],
+        ..Default::default()
+    };
     let sa = "ns-reader";
-    Api::<ServiceAccount>::namespaced(admin.clone(), ns)
-        .create(&PostParams::default(), &ServiceAccount { metadata: meta(ns, sa), ..Default::default() })
-        .await
-        .expect("create ServiceAccount");
-    let subject =
-        Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() };
-    let cluster_role = format!("{ns}-list-namespaces");
-    Api::<ClusterRole>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &ClusterRole {
-                metadata: ObjectMeta { name: Some(cluster_role.clone()), ..Default::default() },
-                rules: Some(vec![PolicyRule {
-                    api_groups: Some(vec![String::new()]),
-                    resources: Some(vec!["namespaces".into()]),
-                    verbs: vec!["list".into()],
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("create ClusterRole");
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .create(
-            &PostParams::default(),
-            &ClusterRoleBinding {
-                metadata: ObjectMeta { name: Some(cluster_role.clone()), ..Default::default() },
-                role_ref: RoleRef {
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    kind: "ClusterRole".into(),
-                    name: cluster_role,
-                },
-                subjects: Some(vec![subject.clone()]),
-            },
-        )
-        .await
-        .expect("create ClusterRoleBinding");
-    Api::<Role>::namespaced(admin.clone(), ns)
-        .create(
-            &PostParams::default(),
-            &Role {
-                metadata: meta(ns, "list-pods"),
-                rules: Some(vec![PolicyRule {
-                    api_groups: Some(vec![String::new()]),
-                    resources: Some(vec!["pods".into()]),
-                    verbs: vec!["list".into()],
-                    ..Default::default()
-                }]),
-            },
-        )
-        .await
-        .expect("create Role");
-    Api::<RoleBinding>::namespaced(admin, ns)
-        .create(
-            &PostParams::default(),
-            &RoleBinding {
-                metadata: meta(ns, "list-pods"),
-                role_ref: RoleRef {
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    kind: "Role".into(),
-                    name: "list-pods".into(),
-                },
-                subjects: Some(vec![subject]),
-            },
-        )
-        .await
-        .expect("create RoleBinding");
+    cluster.control_plane().bind_service_account(ns, sa, vec![list("pods")], vec![list("namespaces")]).await;
     sa.into()
 }
 

@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSpec};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::runtime::wait::await_condition;
 use pvtapi_crds::{PrivateApiConnectivityCheck, conditions};
 use pvtapi_operator::{probe_pod, rbac};
@@ -18,56 +17,11 @@ fn meta(ns: Option<&str>, name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.to_owned()), namespace: ns.map(str::to_owned), ..Default::default() }
 }
 
-fn role_ref(kind: &str, name: &str) -> RoleRef {
-    RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: kind.into(), name: name.into() }
-}
-
 /// The operator's ServiceAccount bound to `rbac::cluster_rules()` (ClusterRole) and
-/// `rbac::leader_election_rules()` (Role in its own namespace).
+/// `rbac::leader_election_rules()` (Role in its own namespace) — nothing else.
 async fn operator_identity(cluster: &Cluster, ns: &str) -> String {
-    let admin = cluster.admin();
-    let pp = PostParams::default();
     let sa = "pvtapi-operator";
-    Api::<ServiceAccount>::namespaced(admin.clone(), ns)
-        .create(&pp, &ServiceAccount { metadata: meta(Some(ns), sa), ..Default::default() })
-        .await
-        .expect("ServiceAccount");
-    let subject =
-        Subject { kind: "ServiceAccount".into(), name: sa.into(), namespace: Some(ns.into()), ..Default::default() };
-    let cr = format!("{ns}-pvtapi-operator");
-    Api::<ClusterRole>::all(admin.clone())
-        .create(
-            &pp,
-            &ClusterRole { metadata: meta(None, &cr), rules: Some(rbac::cluster_rules()), ..Default::default() },
-        )
-        .await
-        .expect("ClusterRole");
-    Api::<ClusterRoleBinding>::all(admin.clone())
-        .create(
-            &pp,
-            &ClusterRoleBinding {
-                metadata: meta(None, &cr),
-                role_ref: role_ref("ClusterRole", &cr),
-                subjects: Some(vec![subject.clone()]),
-            },
-        )
-        .await
-        .expect("ClusterRoleBinding");
-    Api::<Role>::namespaced(admin.clone(), ns)
-        .create(&pp, &Role { metadata: meta(Some(ns), "leader-election"), rules: Some(rbac::leader_election_rules()) })
-        .await
-        .expect("Role");
-    Api::<RoleBinding>::namespaced(admin, ns)
-        .create(
-            &pp,
-            &RoleBinding {
-                metadata: meta(Some(ns), "leader-election"),
-                role_ref: role_ref("Role", "leader-election"),
-                subjects: Some(vec![subject]),
-            },
-        )
-        .await
-        .expect("RoleBinding");
+    cluster.control_plane().bind_service_account(ns, sa, rbac::leader_election_rules(), rbac::cluster_rules()).await;
     sa.into()
 }
 

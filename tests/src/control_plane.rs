@@ -101,6 +101,36 @@ impl ControlPlane {
         namespaced_rules: Vec<PolicyRule>,
         cluster_rules: Vec<PolicyRule>,
     ) -> Client {
+        self.bind_service_account(namespace, name, namespaced_rules, cluster_rules).await;
+        let sas: Api<ServiceAccount> = Api::namespaced(self.admin(), namespace);
+        let request = TokenRequest {
+            spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
+            ..Default::default()
+        };
+        let token = sas
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"))
+            .status
+            .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no status"))
+            .token
+            .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no token"));
+
+        let mut config = self.config.clone();
+        config.auth_info = kube::config::AuthInfo { token: Some(token.into()), ..Default::default() };
+        Client::try_from(config).unwrap_or_else(|e| panic!("client for {namespace}/{name}: {e}"))
+    }
+
+    /// ServiceAccount `name` in `namespace`, bound to a Role `name` with `namespaced_rules` in
+    /// that namespace and a ClusterRole `{namespace}-{name}` with `cluster_rules` — the identity
+    /// a pod runs as when it names this ServiceAccount.
+    pub async fn bind_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+        namespaced_rules: Vec<PolicyRule>,
+        cluster_rules: Vec<PolicyRule>,
+    ) {
         let admin = self.admin();
         let pp = PatchParams::apply(FIELD_MANAGER).force();
         let meta = |ns: Option<&str>| ObjectMeta {
@@ -166,22 +196,5 @@ impl ControlPlane {
             .patch(&cluster_name, &pp, &Patch::Apply(&cbinding))
             .await
             .unwrap_or_else(|e| panic!("create ClusterRoleBinding: {e}"));
-
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
-            ..Default::default()
-        };
-        let token = sas
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"))
-            .status
-            .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no status"))
-            .token
-            .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no token"));
-
-        let mut config = self.config.clone();
-        config.auth_info = kube::config::AuthInfo { token: Some(token.into()), ..Default::default() };
-        Client::try_from(config).unwrap_or_else(|e| panic!("client for {namespace}/{name}: {e}"))
     }
 }
