@@ -169,6 +169,14 @@ pub struct EndpointRef {
     /// The endpoint id: `vpce-` followed by 8 to 17 hex digits.
     #[schemars(regex(pattern = r"^vpce-[0-9a-f]{8,17}$"))]
     pub vpc_endpoint_id: String,
+
+    /// The endpoint's region, when it is not the API's. The endpoint, its VPC, subnets and
+    /// security groups are read there. API Gateway only accepts calls through an endpoint in
+    /// the API's own region, so a check that sets another region is there to show that
+    /// mismatch (`CrossAccountRegionMismatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"))]
+    pub region: Option<String>,
 }
 
 /// How the client addresses a private API (design.md §2).
@@ -219,6 +227,31 @@ pub struct ProbePlacement {
     /// Resources of the probe container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+
+    /// Extra certificate authorities the probe trusts, on top of the public roots API Gateway's
+    /// certificates chain to: for a TLS-inspecting middlebox in the path, or a private custom
+    /// domain whose certificate comes from a private CA. A ConfigMap in the check's namespace,
+    /// mounted read-only into the probe pod (the operator itself never reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<CaBundleRef>,
+}
+
+/// A PEM bundle of CA certificates in a ConfigMap key.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaBundleRef {
+    /// The ConfigMap's name, in the check's namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub config_map: String,
+
+    /// The key holding the PEM certificates.
+    #[serde(default = "default_ca_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".to_owned()
 }
 
 /// Read-only AWS inspection settings.

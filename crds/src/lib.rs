@@ -12,8 +12,8 @@ pub mod root_cause;
 pub mod validate;
 
 pub use check::{
-    AccessMode, ApiTarget, AwsInspection, CheckStatus, EndpointRef, HttpMethod, PrivateApiConnectivityCheck,
-    PrivateApiConnectivityCheckSpec, ProbePlacement, RunResult,
+    AccessMode, ApiTarget, AwsInspection, CaBundleRef, CheckStatus, EndpointRef, HttpMethod,
+    PrivateApiConnectivityCheck, PrivateApiConnectivityCheckSpec, ProbePlacement, RunResult,
 };
 pub use root_cause::{Advisory, RootCause};
 

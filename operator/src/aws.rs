@@ -26,7 +26,10 @@ const CREDENTIALS_RECHECK: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct InspectorKey {
+    /// The API's region.
     region: String,
+    /// The endpoint's (and VPC's) region: `spec.endpoint.region`, else the API's.
+    network_region: String,
     role: Option<String>,
 }
 
@@ -100,7 +103,11 @@ impl AwsFactsService {
     }
 
     fn key(spec: &PrivateApiConnectivityCheckSpec) -> InspectorKey {
-        InspectorKey { region: spec.api.region.clone(), role: spec.aws.api_role_arn.clone() }
+        InspectorKey {
+            region: spec.api.region.clone(),
+            network_region: spec.endpoint.region.clone().unwrap_or_else(|| spec.api.region.clone()),
+            role: spec.aws.api_role_arn.clone(),
+        }
     }
 
     /// The inspector for a spec, or why AWS cannot be read (no usable credentials).
@@ -114,13 +121,19 @@ impl AwsFactsService {
             }
             _ => {}
         }
-        let options = SdkOptions {
-            region: Some(key.region.clone()),
+        let options = |region: &str| SdkOptions {
+            region: Some(region.to_owned()),
             endpoint_url: self.config.endpoint_url.clone(),
             max_attempts: 3,
             operation_timeout: Duration::from_secs(15),
         };
-        let config = pvtapi_engine::aws::load_sdk_config(&options).await;
+        // The API side in the API's region; the network side (endpoint, VPC, groups) in the endpoint's.
+        let config = pvtapi_engine::aws::load_sdk_config(&options(&key.region)).await;
+        let network = if key.network_region == key.region {
+            config.clone()
+        } else {
+            pvtapi_engine::aws::load_sdk_config(&options(&key.network_region)).await
+        };
         let slot = match pvtapi_engine::aws::credentials_available(&config, Duration::from_secs(10)).await {
             Ok(()) => {
                 let api_config = match &key.role {
@@ -128,7 +141,7 @@ impl AwsFactsService {
                     None => config.clone(),
                 };
                 Slot::Ready(Box::new(Inspector::cross_account(
-                    &config,
+                    &network,
                     &api_config,
                     self.config.cache_ttl,
                     Some(self.recorder.clone()),

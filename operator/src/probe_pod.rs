@@ -10,13 +10,16 @@
 //! - The result travels back in the container's termination message (`/dev/termination-log`,
 //!   written by `probe --report-file`, at most 4 KiB, read by the kubelet): no log scraping, no
 //!   extra RBAC on `pods/log`, and the report survives the container.
+//! - Extra CAs (`spec.probe.caBundle`) arrive as a ConfigMap volume the kubelet mounts: the
+//!   operator never reads the bundle and needs no RBAC on ConfigMaps for it.
 //! - It must never run forever or restart: `restartPolicy: Never` and `activeDeadlineSeconds`
 //!   bound it even if the operator is gone.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, Pod, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, SecurityContext,
+    Capabilities, ConfigMapVolumeSource, Container, KeyToPath, Pod, PodSecurityContext, PodSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -26,6 +29,12 @@ use pvtapi_crds::{AccessMode, PrivateApiConnectivityCheckSpec};
 pub const CONTAINER: &str = "probe";
 /// Where the probe writes its report; the kubelet returns it as the termination message.
 pub const TERMINATION_LOG: &str = "/dev/termination-log";
+/// Where `spec.probe.caBundle` is mounted in the probe container.
+pub const CA_BUNDLE_DIR: &str = "/etc/pvtapi/ca";
+/// The file, under [`CA_BUNDLE_DIR`], the bundle's key is mounted as.
+pub const CA_BUNDLE_FILE: &str = "ca.crt";
+const CA_VOLUME: &str = "ca-bundle";
+
 /// The user the probe runs as (the image's `nonroot` user).
 pub const PROBE_UID: i64 = 65532;
 
@@ -118,6 +127,9 @@ pub fn probe_args(spec: &PrivateApiConnectivityCheckSpec, vpce_dns_names: &[Stri
         args.push(format!("--domain-name={domain}"));
     }
     args.extend(vpce_dns_names.iter().map(|n| format!("--vpce-dns={n}")));
+    if spec.probe.as_ref().is_some_and(|p| p.ca_bundle.is_some()) {
+        args.push(format!("--ca-bundle={CA_BUNDLE_DIR}/{CA_BUNDLE_FILE}"));
+    }
     args
 }
 
@@ -130,6 +142,23 @@ pub fn active_deadline_seconds(spec: &PrivateApiConnectivityCheckSpec) -> i64 {
 /// Builds the probe pod for one run of a check.
 pub fn build(p: &ProbePodParams<'_>) -> Pod {
     let placement = p.spec.probe.clone().unwrap_or_default();
+    // A fixed file name whatever the key: the key never becomes a path.
+    let ca_volume = placement.ca_bundle.as_ref().map(|ca| Volume {
+        name: CA_VOLUME.into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: ca.config_map.clone(),
+            items: Some(vec![KeyToPath { key: ca.key.clone(), path: CA_BUNDLE_FILE.into(), mode: None }]),
+            default_mode: Some(0o444),
+            optional: Some(false),
+        }),
+        ..Default::default()
+    });
+    let ca_mount = ca_volume.as_ref().map(|_| VolumeMount {
+        name: CA_VOLUME.into(),
+        mount_path: CA_BUNDLE_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    });
     let labels = BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), "pvtapi".to_owned()),
         (LABEL_COMPONENT.to_owned(), "probe".to_owned()),
@@ -165,8 +194,10 @@ pub fn build(p: &ProbePodParams<'_>) -> Pod {
                 termination_message_policy: Some("FallbackToLogsOnError".into()),
                 resources: Some(placement.resources.clone().unwrap_or_else(default_resources)),
                 security_context: Some(restricted_container_security_context()),
+                volume_mounts: ca_mount.map(|m| vec![m]),
                 ..Default::default()
             }],
+            volumes: ca_volume.map(|v| vec![v]),
             ..Default::default()
         }),
         status: None,
@@ -205,6 +236,46 @@ mod tests {
         ] {
             assert!(args.iter().any(|a| a == want), "{want} missing from {args:?}");
         }
+    }
+
+    #[test]
+    fn a_ca_bundle_is_a_read_only_configmap_volume_at_a_fixed_path() {
+        let mut spec = spec();
+        spec.probe = Some(
+            serde_json::from_value(serde_json::json!({"caBundle": {"configMap": "corp-ca", "key": "../x"}}))
+                .expect("placement"),
+        );
+        let pod = build(&ProbePodParams {
+            name: "orders-abc".into(),
+            namespace: "payments",
+            check_name: "orders",
+            run_id: "abc",
+            image: "img",
+            spec: &spec,
+            vpce_dns_names: &[],
+        });
+        let ps = pod.spec.expect("spec");
+        let cm = ps.volumes.as_ref().and_then(|v| v[0].config_map.clone()).expect("configMap volume");
+        assert_eq!(cm.name, "corp-ca");
+        let items = cm.items.expect("items");
+        assert_eq!((items[0].key.as_str(), items[0].path.as_str()), ("../x", CA_BUNDLE_FILE));
+        let c = &ps.containers[0];
+        let mount = &c.volume_mounts.as_ref().expect("mounts")[0];
+        assert_eq!((mount.mount_path.as_str(), mount.read_only), (CA_BUNDLE_DIR, Some(true)));
+        assert!(c.args.as_ref().expect("args").contains(&"--ca-bundle=/etc/pvtapi/ca/ca.crt".to_owned()));
+        let no_ca = build(&ProbePodParams {
+            spec: &super::tests::spec(),
+            ..ProbePodParams {
+                name: "x".into(),
+                namespace: "n",
+                check_name: "c",
+                run_id: "r",
+                image: "i",
+                spec: &spec,
+                vpce_dns_names: &[],
+            }
+        });
+        assert!(no_ca.spec.expect("spec").volumes.is_none());
     }
 
     #[test]

@@ -5,133 +5,28 @@
 //! This is the smoke test of the cluster half; the operator's own suite (AWS worlds on moto,
 //! scenario files through the operator, faults) builds on it.
 
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::wait::await_condition;
 use pvtapi_crds::{PrivateApiConnectivityCheck, RootCause, conditions};
 use pvtapi_testkit::cluster::Cluster;
 use pvtapi_testkit::control_plane::FIELD_MANAGER;
+use pvtapi_testkit::operator::{
+    OperatorOptions, OperatorProcess, apply_and_wait, check, condition, root_cause_is, wait_check,
+};
 
-/// The operator as a child process; killed on drop (no orphan if the test panics).
-struct Operator(Child);
+const OPERATOR: &str = env!("CARGO_BIN_EXE_pvtapi-operator");
 
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start_operator(cluster: &Cluster, ns: &str) -> OperatorProcess {
+    OperatorProcess::start(Path::new(OPERATOR), cluster, ns, &OperatorOptions::default())
 }
 
-fn start_operator(cluster: &Cluster, ns: &str) -> Operator {
-    start_replica(cluster, ns, None)
-}
-
-/// One operator process watching `ns`; with `replica = Some(name)` it runs leader election on a
-/// Lease in `ns` under that name (two replicas, one leader), else without election.
-fn start_replica(cluster: &Cluster, ns: &str, replica: Option<&str>) -> Operator {
-    let log_name = match replica {
-        Some(r) => format!("pvtapi-operator-{ns}-{r}.log"),
-        None => format!("pvtapi-operator-{ns}.log"),
-    };
-    let log = std::fs::File::create(std::env::temp_dir().join(log_name)).expect("log file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pvtapi-operator"));
-    cmd.args(["run", "--metrics-addr", "127.0.0.1:0", "--namespace", ns]);
-    match replica {
-        Some(r) => cmd.arg(format!("--leader-election-namespace={ns}")).env("POD_NAME", r),
-        None => cmd.arg("--no-leader-election"),
-    };
-    let child = cmd
-        .arg(format!("--probe-image={}", cluster.image))
-        .env("KUBECONFIG", cluster.control_plane().kubeconfig())
-        // Nothing may leave the machine: no instance-metadata lookups, every AWS endpoint dead.
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup log"))
-        .stderr(log)
-        .spawn()
-        .expect("start pvtapi-operator run");
-    Operator(child)
-}
-
-fn check(ns: &str, name: &str, api_id: &str, extra: serde_json::Value) -> PrivateApiConnectivityCheck {
-    let mut spec = serde_json::json!({
-        "api": {"id": api_id, "region": "us-east-1", "stage": "prod", "path": "/health"},
-        "endpoint": {"vpcEndpointId": "vpce-0fedcba9876543210"},
-        "access": "privateDns",
-        "timeoutSeconds": 2,
-        "aws": {"inspect": false}
-    });
-    if let (Some(base), Some(more)) = (spec.as_object_mut(), extra.as_object()) {
-        base.extend(more.clone());
-    }
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "pvtapi.io/v1alpha1",
-        "kind": "PrivateApiConnectivityCheck",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": spec
-    }))
-    .expect("check")
-}
-
-/// Applies `check` and waits (on a watch) until `done` holds for it, or panics with its status
-/// and the operator's log.
-async fn apply_and_wait(
-    cluster: &Cluster,
-    check: &PrivateApiConnectivityCheck,
-    what: &str,
-    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
-) -> PrivateApiConnectivityCheck {
-    let ns = check.metadata.namespace.clone().expect("namespace");
-    let name = check.metadata.name.clone().expect("name");
-    let api: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), &ns);
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(check)).await.expect("apply check");
-    wait_check(&api, &ns, &name, what, done).await
-}
-
-async fn wait_check(
-    api: &Api<PrivateApiConnectivityCheck>,
-    ns: &str,
-    name: &str,
-    what: &str,
-    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
-) -> PrivateApiConnectivityCheck {
-    let cond = await_condition(api.clone(), name, move |c: Option<&PrivateApiConnectivityCheck>| c.is_some_and(&done));
-    match tokio::time::timeout(Duration::from_secs(120), cond).await {
-        Ok(Ok(Some(c))) => c,
-        other => {
-            let now = api.get_opt(name).await.ok().flatten();
-            // Every operator process of this namespace (one, or the replicas of the HA test).
-            let prefix = format!("pvtapi-operator-{ns}");
-            let log: String = std::fs::read_dir(std::env::temp_dir())
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-                .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-                .collect();
-            panic!(
-                "{ns}/{name}: {what} not seen after 120 s ({other:?})\nstatus: {:?}\noperator log (tail):\n{}",
-                now.and_then(|c| c.status),
-                log.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-    }
-}
-
-fn root_cause_is(check: &PrivateApiConnectivityCheck, want: RootCause) -> bool {
-    check.status.as_ref().and_then(|s| s.root_cause) == Some(want)
-}
-
-fn condition<'a>(
-    check: &'a PrivateApiConnectivityCheck,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    check.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+/// One of two replicas running leader election on a Lease in `ns`.
+fn start_replica(cluster: &Cluster, ns: &str, replica: &str) -> OperatorProcess {
+    let options = OperatorOptions { replica: Some(replica.to_owned()), ..Default::default() };
+    OperatorProcess::start(Path::new(OPERATOR), cluster, ns, &options)
 }
 
 #[tokio::test]
@@ -281,8 +176,8 @@ async fn when_the_leader_dies_the_other_replica_takes_over_without_running_a_che
     cluster.control_plane().install_crd().await;
     let ns = cluster.namespace("operator-ha", Some("restricted")).await;
     let mut replicas = vec![
-        ("replica-a", start_replica(&cluster, &ns, Some("replica-a"))),
-        ("replica-b", start_replica(&cluster, &ns, Some("replica-b"))),
+        ("replica-a", start_replica(&cluster, &ns, "replica-a")),
+        ("replica-b", start_replica(&cluster, &ns, "replica-b")),
     ];
 
     let first = apply_and_wait(&cluster, &check(&ns, "orders", "zzzzz99995", serde_json::json!({})), "a result", |c| {
@@ -302,8 +197,7 @@ async fn when_the_leader_dies_the_other_replica_takes_over_without_running_a_che
     let leader =
         replicas.iter().position(|(name, _)| holder.starts_with(name)).unwrap_or_else(|| panic!("holder {holder:?}"));
     let (dead, mut process) = replicas.remove(leader);
-    let _ = process.0.kill(); // SIGKILL: no lease release, the follower must wait for it to expire
-    let _ = process.0.wait();
+    process.kill(); // SIGKILL: no lease release, the follower must wait for it to expire
     let (survivor, _keep) = &replicas[0];
 
     let second = apply_and_wait(

@@ -224,6 +224,13 @@ impl FrontEnd {
         FrontEnd::start(SocketAddr::from(([127, 0, 0, 1], 0)), chain, key, responder).await
     }
 
+    /// A front end for `names` signed by `ca` on `bind` (e.g. an endpoint address on the
+    /// cluster's bridge, port 443, where probe pods reach it).
+    pub async fn for_names_at(ca: &TestCa, names: &[&str], bind: SocketAddr, responder: Responder) -> FrontEnd {
+        let (chain, key) = ca.issue(names);
+        FrontEnd::start(bind, chain, key, responder).await
+    }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -62,6 +62,8 @@ pub struct Cluster {
     pub pause_image: String,
     /// kubectl alone in an image, for in-cluster-config checks.
     pub kubectl_image: String,
+    /// Every address the CNI may give a pod (`PVTAPI_POD_RANGE`, first-last), in order.
+    pub pod_addresses: Vec<Ipv4Addr>,
     state: PathBuf,
     dns_hosts_dir: PathBuf,
 }
@@ -80,6 +82,7 @@ impl Cluster {
             image_digest: env("PVTAPI_IMAGE_DIGEST"),
             pause_image: env("PVTAPI_PAUSE_IMAGE"),
             kubectl_image: env("PVTAPI_KUBECTL_IMAGE"),
+            pod_addresses: address_range(&env("PVTAPI_POD_RANGE")),
             state: PathBuf::from(env("PVTAPI_CLUSTER_STATE")),
             dns_hosts_dir: PathBuf::from(env("PVTAPI_DNS_HOSTS_DIR")),
         };
@@ -234,6 +237,13 @@ impl Cluster {
 }
 
 /// The pod reached a terminal phase.
+/// `a.b.c.d-a.b.c.e` → every address from the first to the last.
+fn address_range(range: &str) -> Vec<Ipv4Addr> {
+    let parse = |s: &str| s.trim().parse::<Ipv4Addr>().unwrap_or_else(|e| panic!("PVTAPI_POD_RANGE {range:?}: {e}"));
+    let (first, last) = range.split_once('-').unwrap_or_else(|| panic!("PVTAPI_POD_RANGE {range:?}: not FIRST-LAST"));
+    (u32::from(parse(first))..=u32::from(parse(last))).map(Ipv4Addr::from).collect()
+}
+
 pub fn finished(pod: &Pod) -> bool {
     matches!(phase(pod), "Succeeded" | "Failed")
 }

@@ -16,6 +16,8 @@ pub mod control_plane;
 pub mod dns;
 pub mod moto;
 pub mod netns;
+pub mod operator;
 pub mod peers;
 pub mod recorded;
+pub mod scenario;
 pub mod world;

@@ -166,3 +166,54 @@ async fn build_inner(
     let client_ip = CLIENT_IP.parse().map_err(fail("client ip"))?;
     Ok(World { vpc, subnet_endpoint, subnet_client, sg_endpoint, sg_client, client_ip, vpce })
 }
+
+/// Gives each of `ips` its own network interface in the client subnet with the client's group —
+/// what the VPC CNI does for pods with Security Groups for Pods (a branch ENI per pod), so the
+/// security-group and NACL analysis find a probe pod's address whatever the CNI gave it.
+///
+/// Why not one ENI with secondary addresses (the VPC CNI's default mode, and what the engine's
+/// `addresses.private-ip-address` filter finds on AWS): moto 5.2.5 matches that filter against the
+/// primary address only (`elastic_network_interfaces.py`, `get_filter_value`).
+pub async fn add_pod_interfaces(config: &aws_config::SdkConfig, world: &World, ips: &[std::net::Ipv4Addr]) {
+    use futures::StreamExt;
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let results: Vec<Result<(), String>> = futures::stream::iter(ips.iter().copied())
+        .map(|ip| {
+            let ec2 = ec2.clone();
+            async move {
+                ec2.create_network_interface()
+                    .subnet_id(&world.subnet_client)
+                    .private_ip_address(ip.to_string())
+                    .groups(&world.sg_client)
+                    .description("pod branch interface")
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("CreateNetworkInterface {ip}: {e:?}"))
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        panic!("building the moto world: {e}");
+    }
+}
+
+/// The endpoint's DNS names as moto reports them (`DnsEntries`; not AWS-shaped, see
+/// tests/scenarios/README.md): the names an operator hands its probe pods as `--vpce-dns`.
+pub async fn endpoint_dns_names(config: &aws_config::SdkConfig, vpce: &str) -> Vec<String> {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let out = ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(vpce)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeVpcEndpoints {vpce}: {e:?}"));
+    out.vpc_endpoints()
+        .iter()
+        .flat_map(|e| e.dns_entries())
+        .filter_map(|d| d.dns_name())
+        .map(|n| n.trim_start_matches("*.").to_owned())
+        .collect()
+}

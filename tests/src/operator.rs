@@ -1,0 +1,198 @@
+//! `pvtapi-operator run` as a child process against the local cluster, and the waits the
+//! operator suites share: apply a check, wait on a watch until its status says something.
+//!
+//! Why a process and not the library: the binary is what ships (flags, env, leader election,
+//! shutdown), and a process can be SIGKILLed mid-run like a crashed pod.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use pvtapi_crds::{PrivateApiConnectivityCheck, RootCause};
+
+use crate::cluster::Cluster;
+use crate::control_plane::FIELD_MANAGER;
+
+/// How one operator process is started.
+#[derive(Clone, Debug, Default)]
+pub struct OperatorOptions {
+    /// `Some(name)`: leader election on a Lease in the watched namespace, as replica `name`;
+    /// `None`: `--no-leader-election`.
+    pub replica: Option<String>,
+    /// Extra `run` flags.
+    pub args: Vec<String>,
+    /// Extra environment, e.g. moto's `AWS_ENDPOINT_URL` and dummy credentials. Without it every
+    /// AWS endpoint is dead (`http://127.0.0.1:1`): nothing may leave the machine.
+    pub env: Vec<(String, String)>,
+}
+
+/// The operator as a child process watching one namespace; killed on drop (no orphan if the
+/// test panics). Its log is `$TMPDIR/pvtapi-operator-<ns>[-<replica>].log`.
+#[derive(Debug)]
+pub struct OperatorProcess {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl OperatorProcess {
+    /// Starts `binary run` for namespace `ns` with the cluster's probe image.
+    pub fn start(binary: &Path, cluster: &Cluster, ns: &str, options: &OperatorOptions) -> OperatorProcess {
+        let log_name = match &options.replica {
+            Some(r) => format!("pvtapi-operator-{ns}-{r}.log"),
+            None => format!("pvtapi-operator-{ns}.log"),
+        };
+        let log = std::env::temp_dir().join(log_name);
+        let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let mut cmd = Command::new(binary);
+        cmd.args(["run", "--metrics-addr", "127.0.0.1:0", "--namespace", ns]);
+        match &options.replica {
+            Some(r) => cmd.arg(format!("--leader-election-namespace={ns}")).env("POD_NAME", r),
+            None => cmd.arg("--no-leader-election"),
+        };
+        let child = cmd
+            .arg(format!("--probe-image={}", cluster.image))
+            .args(&options.args)
+            .env("KUBECONFIG", cluster.control_plane().kubeconfig())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+            .env("RUST_LOG", "info")
+            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap_or_else(|e| panic!("dup log: {e}")))
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {} run: {e}", binary.display()));
+        OperatorProcess { child, log }
+    }
+
+    /// SIGKILL: no Lease release, no clean-up — a crashed pod.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process id (to stop or continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A check of `api_id` (GET /prod/health in us-east-1 through a fixed endpoint id, private DNS,
+/// 2 s timeouts, no AWS inspection); `extra` is merged into the spec's top level.
+pub fn check(ns: &str, name: &str, api_id: &str, extra: serde_json::Value) -> PrivateApiConnectivityCheck {
+    let mut spec = serde_json::json!({
+        "api": {"id": api_id, "region": "us-east-1", "stage": "prod", "path": "/health"},
+        "endpoint": {"vpcEndpointId": "vpce-0fedcba9876543210"},
+        "access": "privateDns",
+        "timeoutSeconds": 2,
+        "aws": {"inspect": false}
+    });
+    if let (Some(base), Some(more)) = (spec.as_object_mut(), extra.as_object()) {
+        base.extend(more.clone());
+    }
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pvtapi.io/v1alpha1",
+        "kind": "PrivateApiConnectivityCheck",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec
+    }))
+    .unwrap_or_else(|e| panic!("check {ns}/{name}: {e}"))
+}
+
+/// Applies `check` (server-side apply) and waits until `done` holds for it.
+pub async fn apply_and_wait(
+    cluster: &Cluster,
+    check: &PrivateApiConnectivityCheck,
+    what: &str,
+    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
+) -> PrivateApiConnectivityCheck {
+    let ns = check.metadata.namespace.clone().unwrap_or_default();
+    let name = check.metadata.name.clone().unwrap_or_default();
+    let api: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), &ns);
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(check))
+        .await
+        .unwrap_or_else(|e| panic!("apply {ns}/{name}: {e}"));
+    wait_check(&api, &ns, &name, what, done).await
+}
+
+/// Waits on a watch (120 s at most) until `done` holds for the check, or panics with its
+/// status and the tail of every operator log of the namespace.
+pub async fn wait_check(
+    api: &Api<PrivateApiConnectivityCheck>,
+    ns: &str,
+    name: &str,
+    what: &str,
+    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
+) -> PrivateApiConnectivityCheck {
+    wait_check_for(api, ns, name, what, Duration::from_secs(120), done).await
+}
+
+/// As [`wait_check`] with its own bound.
+pub async fn wait_check_for(
+    api: &Api<PrivateApiConnectivityCheck>,
+    ns: &str,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
+) -> PrivateApiConnectivityCheck {
+    let cond = await_condition(api.clone(), name, move |c: Option<&PrivateApiConnectivityCheck>| c.is_some_and(&done));
+    match tokio::time::timeout(timeout, cond).await {
+        Ok(Ok(Some(c))) => c,
+        other => {
+            let now = api.get_opt(name).await.ok().flatten();
+            panic!(
+                "{ns}/{name}: {what} not seen after {timeout:?} ({other:?})\nstatus: {:?}\noperator log (tail):\n{}",
+                now.and_then(|c| c.status),
+                operator_logs(ns, 30)
+            );
+        }
+    }
+}
+
+/// The last `lines` lines of every operator process log of `ns` (one, or an HA test's replicas).
+pub fn operator_logs(ns: &str, lines: usize) -> String {
+    let prefix = format!("pvtapi-operator-{ns}");
+    let mut out = String::new();
+    let mut entries: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+        out.push_str(&format!("── {} ──\n", e.file_name().to_string_lossy()));
+        for l in tail.into_iter().rev() {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The status's root cause is `want`.
+pub fn root_cause_is(check: &PrivateApiConnectivityCheck, want: RootCause) -> bool {
+    check.status.as_ref().and_then(|s| s.root_cause) == Some(want)
+}
+
+/// The condition of `type_`, if the status has it.
+pub fn condition<'a>(check: &'a PrivateApiConnectivityCheck, type_: &str) -> Option<&'a Condition> {
+    check.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
