@@ -6,7 +6,8 @@
 //! this keeps one inspector per region and role (so those caches are shared across checks) and
 //! a whole-facts cache keyed by what a check asks (hits and misses are metrics). Its TTL is
 //! shorter than the shortest interval, so a run never explains itself with facts older than the
-//! previous run. Failed-run lookups of a request id in the execution logs are never cached.
+//! previous run. Failed-run lookups of a request id in the execution logs are never cached, nor
+//! are facts that could not be read (a transient failure is not repeated for a whole TTL).
 //! Credentials are checked once per inspector and re-checked after a while; they are never
 //! logged or written anywhere.
 
@@ -215,9 +216,15 @@ impl AwsFactsService {
                 custom_domain: req.custom_domain.clone(),
                 api_account_id: req.api_account_id.clone(),
             };
-            let entry = self.facts.entry(key).or_insert_with(async { inspector.inspect(&req).await }).await;
+            let entry = self.facts.entry(key.clone()).or_insert_with(async { inspector.inspect(&req).await }).await;
             self.metrics.aws_cache(!entry.is_fresh());
-            entry.into_value()
+            let facts = entry.into_value();
+            // Facts with gaps (throttling, a 5xx, a network error, a missing permission) are not
+            // kept: the next run asks again rather than repeating a transient failure.
+            if !facts.gaps.is_empty() {
+                self.facts.invalidate(&key).await;
+            }
+            facts
         };
         self.drain_calls();
         Ok(facts)

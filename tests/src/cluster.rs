@@ -60,6 +60,8 @@ pub struct Cluster {
     pub image_digest: String,
     /// A tiny static image: waits for SIGTERM; `alloc MIB` allocates first.
     pub pause_image: String,
+    /// `pause alloc 64` whatever its args: a container OOM-killed under a 64 MiB limit.
+    pub hog_image: String,
     /// kubectl alone in an image, for in-cluster-config checks.
     pub kubectl_image: String,
     /// Every address the CNI may give a pod (`PVTAPI_POD_RANGE`, first-last), in order.
@@ -82,6 +84,7 @@ impl Cluster {
             image_digest: env("PVTAPI_IMAGE_DIGEST"),
             pause_image: env("PVTAPI_PAUSE_IMAGE"),
             kubectl_image: env("PVTAPI_KUBECTL_IMAGE"),
+            hog_image: env("PVTAPI_HOG_IMAGE"),
             pod_addresses: address_range(&env("PVTAPI_POD_RANGE")),
             state: PathBuf::from(env("PVTAPI_CLUSTER_STATE")),
             dns_hosts_dir: PathBuf::from(env("PVTAPI_DNS_HOSTS_DIR")),

@@ -14,6 +14,7 @@ pub mod apigw;
 pub mod cluster;
 pub mod control_plane;
 pub mod dns;
+pub mod faults;
 pub mod moto;
 pub mod netns;
 pub mod operator;

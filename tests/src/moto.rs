@@ -70,6 +70,11 @@ impl Moto {
         Moto { child, addr, log, _dir: dir }
     }
 
+    /// Where moto listens (e.g. for a [`crate::faults::FaultProxy`] in front of it).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint_url(&self) -> String {
         format!("http://{}", self.addr)

@@ -196,3 +196,54 @@ pub fn root_cause_is(check: &PrivateApiConnectivityCheck, want: RootCause) -> bo
 pub fn condition<'a>(check: &'a PrivateApiConnectivityCheck, type_: &str) -> Option<&'a Condition> {
     check.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
 }
+
+/// Label selector of every probe pod.
+pub const PROBE_PODS: &str = "app.kubernetes.io/component=probe";
+
+/// Waits (60 s at most) for a probe pod of `ns` in phase Running and returns it.
+pub async fn running_probe_pod(cluster: &Cluster, ns: &str) -> k8s_openapi::api::core::v1::Pod {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.admin(), ns);
+    let lp = kube::api::ListParams::default().labels(PROBE_PODS);
+    for _ in 0..600 {
+        let items = pods.list(&lp).await.map(|l| l.items).unwrap_or_default();
+        if let Some(p) =
+            items.into_iter().find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{ns}: no probe pod Running after 60 s\n{}", operator_logs(ns, 30));
+}
+
+/// Waits (30 s at most) until `ns` holds no probe pod, or panics naming the ones left.
+pub async fn assert_no_probe_pods_left(cluster: &Cluster, ns: &str) {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.admin(), ns);
+    let lp = kube::api::ListParams::default().labels(PROBE_PODS);
+    let mut left = Vec::new();
+    for _ in 0..300 {
+        left = pods.list(&lp).await.map(|l| l.items).unwrap_or_default();
+        if left.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let names: Vec<_> =
+        left.iter().map(|p| (p.metadata.name.clone(), p.status.as_ref().and_then(|s| s.phase.clone()))).collect();
+    panic!("{ns}: probe pods left behind: {names:?}");
+}
+
+/// Sets the `pvtapi.io/run-now` annotation to `value` (a new value runs the check at once).
+pub async fn run_now(api: &Api<PrivateApiConnectivityCheck>, name: &str, value: &str) {
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(pvtapi_crds::conditions::RUN_NOW_ANNOTATION.to_owned(), value.into());
+    let patch = serde_json::json!({"metadata": {"annotations": annotations}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap_or_else(|e| panic!("annotate {name} run-now={value}: {e}"));
+}
+
+/// The status's last run id has changed from `before` and a root cause is set: a new result.
+pub fn new_result_since(check: &PrivateApiConnectivityCheck, before: Option<&str>) -> bool {
+    check.status.as_ref().is_some_and(|s| s.root_cause.is_some() && s.last_run_id.as_deref() != before)
+}

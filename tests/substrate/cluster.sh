@@ -6,6 +6,7 @@
 #   tests/substrate/cluster.sh start   # start (or reuse a healthy one), (re)import the images, print env lines
 #   tests/substrate/cluster.sh env     # print the env lines of the running cluster
 #   tests/substrate/cluster.sh image   # rebuild the pvtapi image from the current binary and import it
+#   tests/substrate/cluster.sh restart-apiserver  # a fault for the operator suites: the apiserver goes away and comes back
 #   tests/substrate/cluster.sh status  # one line per component
 #   tests/substrate/cluster.sh stop    # stop everything and remove every trace (idempotent)
 #
@@ -52,6 +53,7 @@ CGROUP_ROOT="pvtapi"
 OPERATOR_BIN="${PVTAPI_OPERATOR_BIN:-${CARGO_TARGET_DIR:-$CACHE/target}/debug/pvtapi-operator}"
 IMAGE_REF="pvtapi.local/pvtapi-operator:dev"
 PAUSE_REF="pvtapi.local/pause:1"
+HOG_REF="pvtapi.local/hog:1"  # `pause alloc 64` whatever the args: a container that is OOM-killed under 64 MiB
 KUBECTL_REF="pvtapi.local/kubectl:$K8S_VERSION"
 CNI_BIN_DIR="${PVTAPI_CNI_BIN_DIR:-/usr/lib/cni}"
 
@@ -88,6 +90,7 @@ export PVTAPI_DNS_HOSTS_DIR=$STATE/dns/hosts.d
 export PVTAPI_IMAGE=$IMAGE_REF
 export PVTAPI_IMAGE_DIGEST=$(cat "$STATE/images/pvtapi.digest" 2>/dev/null)
 export PVTAPI_PAUSE_IMAGE=$PAUSE_REF
+export PVTAPI_HOG_IMAGE=$HOG_REF
 export PVTAPI_KUBECTL_IMAGE=$KUBECTL_REF
 EOF
 }
@@ -298,16 +301,8 @@ dns() {
   wait_for "dnsmasq" 10 dnsmasq bash -c "exec 3<>/dev/tcp/$NODE_IP/53"
 }
 
-control_plane() {
+apiserver() {  # start kube-apiserver and wait for /readyz (also: restart-apiserver)
   local d="$STATE/pki"
-  log "etcd $ETCD_VERSION on 127.0.0.1:$ETCD_PORT"
-  spawn etcd "$BIN_ETCD/etcd" --name pvtapi --data-dir "$STATE/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "pvtapi=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --unsafe-no-fsync --quota-backend-bytes=$((2 * 1024 * 1024 * 1024))
-  wait_for "etcd" 20 etcd curl -sf --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
-
   log "kube-apiserver $K8S_VERSION on $NODE_IP:$APISERVER_PORT"
   spawn kube-apiserver "$BIN_K8S/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
@@ -324,6 +319,19 @@ control_plane() {
     --allow-privileged=false --profiling=false
   wait_for "kube-apiserver /readyz" "$READY_TIMEOUT" kube-apiserver \
     curl -sf --max-time 2 --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" "https://$NODE_IP:$APISERVER_PORT/readyz"
+}
+
+control_plane() {
+  local d="$STATE/pki"
+  log "etcd $ETCD_VERSION on 127.0.0.1:$ETCD_PORT"
+  spawn etcd "$BIN_ETCD/etcd" --name pvtapi --data-dir "$STATE/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "pvtapi=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes=$((2 * 1024 * 1024 * 1024))
+  wait_for "etcd" 20 etcd curl -sf --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
+
+  apiserver
   # The apiserver's identity towards the kubelet (logs, exec, port-forward).
   kubectl_admin create clusterrolebinding pvtapi:apiserver-kubelet-client \
     --clusterrole system:kubelet-api-admin --user kube-apiserver-kubelet-client >/dev/null
@@ -441,10 +449,13 @@ images() {
   fi
   python3 "$HERE/oci-image.py" --ref "$PAUSE_REF" --out "$img/pause.tar" --user 65535:65535 \
     --entrypoint /pause --file "$CACHE/tools/pause/pause:/pause" >/dev/null
+  python3 "$HERE/oci-image.py" --ref "$HOG_REF" --out "$img/hog.tar" --user 65532:65532 \
+    --entrypoint /pause --entrypoint-arg alloc --entrypoint-arg 64 --file "$CACHE/tools/pause/pause:/pause" >/dev/null
   python3 "$HERE/oci-image.py" --ref "$KUBECTL_REF" --out "$img/kubectl.tar" --user 65532:65532 \
     --entrypoint /kubectl --file "$BIN_K8S/kubectl:/kubectl" >/dev/null
   in_ns ctr -a "$c/containerd.sock" -n k8s.io images import "$img/pause.tar" >/dev/null
   in_ns ctr -a "$c/containerd.sock" -n k8s.io images import "$img/kubectl.tar" >/dev/null
+  in_ns ctr -a "$c/containerd.sock" -n k8s.io images import "$img/hog.tar" >/dev/null
   pvtapi_image
 }
 
@@ -530,7 +541,7 @@ start() {
   require
   if healthy; then
     log "already running ($NODE_NAME, apiserver $NODE_IP:$APISERVER_PORT)"
-    pvtapi_image
+    images
     print_env
     return
   fi
@@ -572,6 +583,11 @@ case "${1:-}" in
   env) healthy || die "no healthy cluster in $STATE: run '$0 start'"; print_env ;;
   image) healthy || die "no healthy cluster in $STATE: run '$0 start'"; pvtapi_image; print_env ;;
   status) status ;;
+  restart-apiserver)
+    # A fault for the operator suites: every watch and request in flight breaks, then the same
+    # apiserver (same etcd, same certificates) comes back.
+    healthy || die "no healthy cluster in $STATE: run '$0 start'"
+    kill_pidfile kube-apiserver; apiserver; log "kube-apiserver restarted" ;;
   stop) stop ;;
-  *) echo "usage: $0 start|env|image|status|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 start|env|image|status|restart-apiserver|stop" >&2; exit 2 ;;
 esac

@@ -117,7 +117,7 @@ def build(ref, entries, entrypoint, user, labels):
         "created": "1970-01-01T00:00:00Z",
         "config": {
             "User": user,
-            "Entrypoint": [entrypoint],
+            "Entrypoint": entrypoint if isinstance(entrypoint, list) else [entrypoint],
             "Env": ["PATH=/usr/local/bin:/usr/bin:/bin"],
             "WorkingDir": "/",
             "Labels": labels,
@@ -159,6 +159,8 @@ def main():
     ap.add_argument("--pvtapi", metavar="BINARY", help="build the pvtapi image from this operator binary")
     ap.add_argument("--file", action="append", default=[], metavar="SRC:DEST", help="a file to add (mode 0755)")
     ap.add_argument("--entrypoint", help="absolute path of the entrypoint inside the image")
+    ap.add_argument("--entrypoint-arg", action="append", default=[], metavar="ARG",
+                    help="an argument fixed in the entrypoint (before any the pod gives)")
     ap.add_argument("--user", help="numeric UID:GID the container runs as")
     args = ap.parse_args()
 
@@ -190,7 +192,8 @@ def main():
                 if not os.path.isfile(src):
                     fail(f"--file {spec!r}: {src} is not a file")
                 files.append((src, dest, 0o755))
-            entries, entrypoint, user, labels = layer_entries(files), args.entrypoint, args.user, {}
+            entrypoint = [args.entrypoint, *args.entrypoint_arg] if args.entrypoint_arg else args.entrypoint
+            entries, user, labels = layer_entries(files), args.user, {}
         if not re.fullmatch(r"[0-9]+:[0-9]+", user):
             fail(f"--user {user!r}: expected numeric UID:GID")
         digest, layout, layer_size = build(args.ref, entries, entrypoint, user, labels)

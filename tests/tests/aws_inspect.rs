@@ -554,3 +554,55 @@ async fn private_custom_domain_facts_from_recorded_responses() {
     let missing = inspector.custom_domain("nope.internal.example.com").await;
     assert!(missing.is_not_found(), "{missing:?}");
 }
+
+/// AWS failing the way it does (500s, throttling with each protocol's error shape, dropped
+/// connections) → each fact says why it could not be read, nothing panics, and the failure is not
+/// cached: the next inspection after AWS recovers reads everything.
+#[tokio::test]
+async fn aws_faults_are_named_gaps_and_are_not_cached() {
+    use pvtapi_testkit::faults::{AwsFault, FaultProxy};
+    let moto = Moto::start();
+    let config = moto.sdk_config("us-east-1").await;
+    let world = build_world(&config, false).await;
+    let proxy = FaultProxy::start(moto.addr()).await;
+    let options = pvtapi_engine::aws::SdkOptions {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(proxy.url()),
+        max_attempts: 2,
+        operation_timeout: Duration::from_secs(10),
+    };
+    let via_proxy = pvtapi_engine::aws::load_sdk_config(&options)
+        .await
+        .into_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new("testing", "testing", None, None, "test"),
+        ))
+        .build();
+    let inspector = Inspector::new(&via_proxy, Duration::from_secs(600));
+    let req = request(&world, false);
+    for (fault, words) in [
+        (AwsFault::ServerError, &["InternalError", "InternalFailure", "500"][..]),
+        (AwsFault::Throttle, &["throttled", "RequestLimitExceeded", "TooManyRequests"][..]),
+        (AwsFault::Drop, &["dispatch", "connection", "io error", "unreachable", "closed"][..]),
+    ] {
+        proxy.set(fault);
+        let before = proxy.faulted();
+        let facts = inspector.inspect(&req).await;
+        assert!(proxy.faulted() > before, "{fault:?}: the proxy answered");
+        for (name, fact) in [
+            ("api", matches!(facts.api, Fact::Unknown { .. })),
+            ("endpoint", matches!(facts.endpoint, Fact::Unknown { .. })),
+        ] {
+            assert!(fact, "{fault:?}: {name} is Unknown: {:?}", facts.gaps);
+        }
+        let gaps = format!("{:?}", facts.gaps).to_ascii_lowercase();
+        assert!(
+            words.iter().any(|w| gaps.contains(&w.to_ascii_lowercase())),
+            "{fault:?}: the gaps name the failure ({words:?}): {gaps}"
+        );
+    }
+    proxy.set(AwsFault::None);
+    let facts = inspector.inspect(&req).await;
+    assert!(facts.gaps.is_empty(), "after recovery every fact is read (nothing failed was cached): {:?}", facts.gaps);
+    assert!(facts.api.known().is_some() && facts.endpoint.known().is_some() && facts.client.known().is_some());
+}

@@ -80,6 +80,21 @@ fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
     Cache::builder().max_capacity(10_000).time_to_live(ttl).build()
 }
 
+/// `cache.get_with(key, load)` (one load for concurrent askers), but a fact that could not be
+/// read (`Unknown`: throttling, a 5xx, a network error, a missing permission) is not kept: the
+/// next run asks AWS again instead of repeating a transient failure for a whole TTL.
+async fn remember_unless_unknown<T: Clone + Send + Sync + 'static>(
+    cache: &Cache<String, Fact<T>>,
+    key: String,
+    load: impl std::future::Future<Output = Fact<T>>,
+) -> Fact<T> {
+    let fact = cache.get_with(key.clone(), load).await;
+    if matches!(fact, Fact::Unknown { .. }) {
+        cache.invalidate(&key).await;
+    }
+    fact
+}
+
 /// A failed call, reduced to what a report needs.
 fn failure<T, E, R>(err: &SdkError<E, R>, action: &str, what: &str) -> Fact<T>
 where
@@ -276,51 +291,49 @@ impl Inspector {
 
     async fn api(&self, api_id: &str) -> Fact<ApiFacts> {
         let key = format!("{}/{api_id}", self.region);
-        self.apis
-            .get_with(key, async {
-                match self.apigw.get_rest_api().rest_api_id(api_id).send().await {
-                    Ok(out) => {
-                        let cfg = out.endpoint_configuration();
-                        Fact::Known {
-                            value: ApiFacts {
-                                id: out.id().unwrap_or(api_id).to_owned(),
-                                name: out.name().map(str::to_owned),
-                                endpoint_types: cfg
-                                    .map(|c| c.types().iter().map(|t| t.as_str().to_owned()).collect())
-                                    .unwrap_or_default(),
-                                vpc_endpoint_ids: cfg.map(|c| c.vpc_endpoint_ids().to_vec()).unwrap_or_default(),
-                                disable_execute_api_endpoint: out.disable_execute_api_endpoint(),
-                                policy: out.policy().map(str::to_owned).filter(|p| !p.is_empty()),
-                            },
-                        }
+        remember_unless_unknown(&self.apis, key, async {
+            match self.apigw.get_rest_api().rest_api_id(api_id).send().await {
+                Ok(out) => {
+                    let cfg = out.endpoint_configuration();
+                    Fact::Known {
+                        value: ApiFacts {
+                            id: out.id().unwrap_or(api_id).to_owned(),
+                            name: out.name().map(str::to_owned),
+                            endpoint_types: cfg
+                                .map(|c| c.types().iter().map(|t| t.as_str().to_owned()).collect())
+                                .unwrap_or_default(),
+                            vpc_endpoint_ids: cfg.map(|c| c.vpc_endpoint_ids().to_vec()).unwrap_or_default(),
+                            disable_execute_api_endpoint: out.disable_execute_api_endpoint(),
+                            policy: out.policy().map(str::to_owned).filter(|p| !p.is_empty()),
+                        },
                     }
-                    Err(err) => failure(&err, "apigateway:GET", &format!("GetRestApi {api_id}")),
                 }
-            })
-            .await
+                Err(err) => failure(&err, "apigateway:GET", &format!("GetRestApi {api_id}")),
+            }
+        })
+        .await
     }
 
     async fn stage(&self, req: &InspectRequest) -> Fact<StageFacts> {
         let key = format!("{}/{}/{}", self.region, req.api_id, req.stage);
-        self.stages
-            .get_with(key, async {
-                match self.apigw.get_stage().rest_api_id(&req.api_id).stage_name(&req.stage).send().await {
-                    Ok(out) => {
-                        let all = out.method_settings().and_then(|m| m.get("*/*"));
-                        Fact::Known {
-                            value: StageFacts {
-                                name: out.stage_name().unwrap_or(&req.stage).to_owned(),
-                                deployment_id: out.deployment_id().map(str::to_owned),
-                                logging_level: all.and_then(|s| s.logging_level()).map(str::to_owned),
-                                data_trace_enabled: all.is_some_and(|s| s.data_trace_enabled()),
-                                last_updated: epoch(out.last_updated_date()),
-                            },
-                        }
+        remember_unless_unknown(&self.stages, key, async {
+            match self.apigw.get_stage().rest_api_id(&req.api_id).stage_name(&req.stage).send().await {
+                Ok(out) => {
+                    let all = out.method_settings().and_then(|m| m.get("*/*"));
+                    Fact::Known {
+                        value: StageFacts {
+                            name: out.stage_name().unwrap_or(&req.stage).to_owned(),
+                            deployment_id: out.deployment_id().map(str::to_owned),
+                            logging_level: all.and_then(|s| s.logging_level()).map(str::to_owned),
+                            data_trace_enabled: all.is_some_and(|s| s.data_trace_enabled()),
+                            last_updated: epoch(out.last_updated_date()),
+                        },
                     }
-                    Err(err) => failure(&err, "apigateway:GET", &format!("GetStage {}/{}", req.api_id, req.stage)),
                 }
-            })
-            .await
+                Err(err) => failure(&err, "apigateway:GET", &format!("GetStage {}/{}", req.api_id, req.stage)),
+            }
+        })
+        .await
     }
 
     /// The API's stage names (GetStages), for a user who did not say which stage to check.
@@ -338,263 +351,244 @@ impl Inspector {
 
     async fn deployment(&self, api_id: &str, deployment_id: &str) -> Fact<DeploymentFacts> {
         let key = format!("{}/{api_id}/{deployment_id}", self.region);
-        self.deployments
-            .get_with(key, async {
-                match self.apigw.get_deployment().rest_api_id(api_id).deployment_id(deployment_id).send().await {
-                    Ok(out) => Fact::Known {
-                        value: DeploymentFacts {
-                            id: out.id().unwrap_or(deployment_id).to_owned(),
-                            created_date: epoch(out.created_date()),
-                        },
+        remember_unless_unknown(&self.deployments, key, async {
+            match self.apigw.get_deployment().rest_api_id(api_id).deployment_id(deployment_id).send().await {
+                Ok(out) => Fact::Known {
+                    value: DeploymentFacts {
+                        id: out.id().unwrap_or(deployment_id).to_owned(),
+                        created_date: epoch(out.created_date()),
                     },
-                    Err(err) => failure(&err, "apigateway:GET", &format!("GetDeployment {deployment_id}")),
-                }
-            })
-            .await
+                },
+                Err(err) => failure(&err, "apigateway:GET", &format!("GetDeployment {deployment_id}")),
+            }
+        })
+        .await
     }
 
     async fn method(&self, req: &InspectRequest) -> Fact<MethodFacts> {
         let key = format!("{}/{}/{}/{}", self.region, req.api_id, req.method, req.path);
-        self.methods
-            .get_with(key, async {
-                // One call: resources with their methods embedded (GetMethod only as a fallback).
-                let resources = self
-                    .apigw
-                    .get_resources()
-                    .rest_api_id(&req.api_id)
-                    .embed("methods")
-                    .limit(500)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Vec<_>>()
-                    .await;
-                let mut best: Option<aws_sdk_apigateway::types::Resource> = None;
-                for item in resources {
-                    let item = match item {
-                        Ok(item) => item,
-                        Err(err) => return failure(&err, "apigateway:GET", &format!("GetResources {}", req.api_id)),
+        remember_unless_unknown(&self.methods, key, async {
+            // One call: resources with their methods embedded (GetMethod only as a fallback).
+            let resources = self
+                .apigw
+                .get_resources()
+                .rest_api_id(&req.api_id)
+                .embed("methods")
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Vec<_>>()
+                .await;
+            let mut best: Option<aws_sdk_apigateway::types::Resource> = None;
+            for item in resources {
+                let item = match item {
+                    Ok(item) => item,
+                    Err(err) => return failure(&err, "apigateway:GET", &format!("GetResources {}", req.api_id)),
+                };
+                let Some(path) = item.path() else { continue };
+                if path_matches(path, &req.path) {
+                    // Prefer the most literal template (fewest parameters).
+                    let params = path.matches('{').count();
+                    if best.as_ref().is_none_or(|b| b.path().unwrap_or("").matches('{').count() > params) {
+                        best = Some(item);
+                    }
+                }
+            }
+            let Some(resource) = best else {
+                return Fact::NotFound {
+                    detail: format!("no resource of API {} matches path {}", req.api_id, req.path),
+                };
+            };
+            let resource_path = resource.path().unwrap_or("/").to_owned();
+            let embedded = resource.resource_methods().and_then(|m| m.get(&req.method).or_else(|| m.get("ANY")));
+            let method = match embedded {
+                Some(m) if m.authorization_type().is_some() => m.clone(),
+                Some(_) | None
+                    if resource
+                        .resource_methods()
+                        .is_some_and(|m| !m.contains_key(&req.method) && !m.contains_key("ANY")) =>
+                {
+                    return Fact::NotFound { detail: format!("{resource_path} has no {} (or ANY) method", req.method) };
+                }
+                _ => {
+                    let resource_id = resource.id().unwrap_or_default();
+                    let lookup = |m: String| {
+                        self.apigw.get_method().rest_api_id(&req.api_id).resource_id(resource_id).http_method(m).send()
                     };
-                    let Some(path) = item.path() else { continue };
-                    if path_matches(path, &req.path) {
-                        // Prefer the most literal template (fewest parameters).
-                        let params = path.matches('{').count();
-                        if best.as_ref().is_none_or(|b| b.path().unwrap_or("").matches('{').count() > params) {
-                            best = Some(item);
+                    let result = match lookup(req.method.clone()).await {
+                        Err(err) if err.code() == Some("NotFoundException") => lookup("ANY".into()).await,
+                        other => other,
+                    };
+                    match result {
+                        Ok(out) => aws_sdk_apigateway::types::Method::builder()
+                            .set_http_method(out.http_method().map(str::to_owned))
+                            .set_authorization_type(out.authorization_type().map(str::to_owned))
+                            .set_api_key_required(out.api_key_required())
+                            .build(),
+                        Err(err) => {
+                            return failure(
+                                &err,
+                                "apigateway:GET",
+                                &format!("GetMethod {} {resource_path}", req.method),
+                            );
                         }
                     }
                 }
-                let Some(resource) = best else {
-                    return Fact::NotFound {
-                        detail: format!("no resource of API {} matches path {}", req.api_id, req.path),
-                    };
-                };
-                let resource_path = resource.path().unwrap_or("/").to_owned();
-                let embedded = resource.resource_methods().and_then(|m| m.get(&req.method).or_else(|| m.get("ANY")));
-                let method = match embedded {
-                    Some(m) if m.authorization_type().is_some() => m.clone(),
-                    Some(_) | None
-                        if resource
-                            .resource_methods()
-                            .is_some_and(|m| !m.contains_key(&req.method) && !m.contains_key("ANY")) =>
-                    {
-                        return Fact::NotFound {
-                            detail: format!("{resource_path} has no {} (or ANY) method", req.method),
-                        };
-                    }
-                    _ => {
-                        let resource_id = resource.id().unwrap_or_default();
-                        let lookup = |m: String| {
-                            self.apigw
-                                .get_method()
-                                .rest_api_id(&req.api_id)
-                                .resource_id(resource_id)
-                                .http_method(m)
-                                .send()
-                        };
-                        let result = match lookup(req.method.clone()).await {
-                            Err(err) if err.code() == Some("NotFoundException") => lookup("ANY".into()).await,
-                            other => other,
-                        };
-                        match result {
-                            Ok(out) => aws_sdk_apigateway::types::Method::builder()
-                                .set_http_method(out.http_method().map(str::to_owned))
-                                .set_authorization_type(out.authorization_type().map(str::to_owned))
-                                .set_api_key_required(out.api_key_required())
-                                .build(),
-                            Err(err) => {
-                                return failure(
-                                    &err,
-                                    "apigateway:GET",
-                                    &format!("GetMethod {} {resource_path}", req.method),
-                                );
-                            }
-                        }
-                    }
-                };
-                Fact::Known {
-                    value: MethodFacts {
-                        resource_path,
-                        http_method: method.http_method().unwrap_or(&req.method).to_owned(),
-                        authorization_type: method.authorization_type().unwrap_or("NONE").to_owned(),
-                        api_key_required: method.api_key_required().unwrap_or(false),
-                    },
-                }
-            })
-            .await
+            };
+            Fact::Known {
+                value: MethodFacts {
+                    resource_path,
+                    http_method: method.http_method().unwrap_or(&req.method).to_owned(),
+                    authorization_type: method.authorization_type().unwrap_or("NONE").to_owned(),
+                    api_key_required: method.api_key_required().unwrap_or(false),
+                },
+            }
+        })
+        .await
     }
 
     async fn endpoint(&self, vpce_id: &str) -> Fact<EndpointFacts> {
         let key = format!("{}/{vpce_id}", self.region);
-        self.endpoints
-            .get_with(key, async {
-                let out = match self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(vpce_id).send().await {
-                    Ok(out) => out,
-                    Err(err) => {
-                        return failure(&err, "ec2:DescribeVpcEndpoints", &format!("DescribeVpcEndpoints {vpce_id}"));
-                    }
-                };
-                let Some(e) = out.vpc_endpoints().iter().find(|e| e.vpc_endpoint_id() == Some(vpce_id)) else {
-                    return Fact::NotFound { detail: format!("endpoint {vpce_id} not found in {}", self.region) };
-                };
-                let facts = EndpointFacts {
-                    id: vpce_id.to_owned(),
-                    endpoint_type: e.vpc_endpoint_type().map(|t| t.as_str().to_owned()),
-                    service_name: e.service_name().map(str::to_owned),
-                    state: e.state().map(|s| s.as_str().to_ascii_lowercase()),
-                    vpc_id: e.vpc_id().map(str::to_owned),
-                    owner_id: e.owner_id().map(str::to_owned),
-                    private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
-                    dns_entries: e
-                        .dns_entries()
-                        .iter()
-                        .filter_map(|d| {
-                            d.dns_name().map(|n| EndpointDnsEntry {
-                                dns_name: n.to_owned(),
-                                hosted_zone_id: d.hosted_zone_id().map(str::to_owned),
-                            })
+        remember_unless_unknown(&self.endpoints, key, async {
+            let out = match self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(vpce_id).send().await {
+                Ok(out) => out,
+                Err(err) => {
+                    return failure(&err, "ec2:DescribeVpcEndpoints", &format!("DescribeVpcEndpoints {vpce_id}"));
+                }
+            };
+            let Some(e) = out.vpc_endpoints().iter().find(|e| e.vpc_endpoint_id() == Some(vpce_id)) else {
+                return Fact::NotFound { detail: format!("endpoint {vpce_id} not found in {}", self.region) };
+            };
+            let facts = EndpointFacts {
+                id: vpce_id.to_owned(),
+                endpoint_type: e.vpc_endpoint_type().map(|t| t.as_str().to_owned()),
+                service_name: e.service_name().map(str::to_owned),
+                state: e.state().map(|s| s.as_str().to_ascii_lowercase()),
+                vpc_id: e.vpc_id().map(str::to_owned),
+                owner_id: e.owner_id().map(str::to_owned),
+                private_dns_enabled: e.private_dns_enabled().unwrap_or(false),
+                dns_entries: e
+                    .dns_entries()
+                    .iter()
+                    .filter_map(|d| {
+                        d.dns_name().map(|n| EndpointDnsEntry {
+                            dns_name: n.to_owned(),
+                            hosted_zone_id: d.hosted_zone_id().map(str::to_owned),
                         })
-                        .collect(),
-                    subnet_ids: e.subnet_ids().to_vec(),
-                    security_group_ids: e.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect(),
-                    network_interface_ids: e.network_interface_ids().to_vec(),
-                    policy: e.policy_document().map(str::to_owned).filter(|p| !p.is_empty()),
-                    interfaces: Vec::new(),
-                };
-                Fact::Known { value: facts }
-            })
-            .await
+                    })
+                    .collect(),
+                subnet_ids: e.subnet_ids().to_vec(),
+                security_group_ids: e.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect(),
+                network_interface_ids: e.network_interface_ids().to_vec(),
+                policy: e.policy_document().map(str::to_owned).filter(|p| !p.is_empty()),
+                interfaces: Vec::new(),
+            };
+            Fact::Known { value: facts }
+        })
+        .await
     }
 
     async fn vpc(&self, vpc_id: &str) -> Fact<VpcDnsAttributes> {
         let key = format!("{}/{vpc_id}", self.region);
-        self.vpcs
-            .get_with(key, async {
-                let attr =
-                    |name: VpcAttributeName| self.ec2.describe_vpc_attribute().vpc_id(vpc_id).attribute(name).send();
-                let (support, hostnames) =
-                    tokio::join!(attr(VpcAttributeName::EnableDnsSupport), attr(VpcAttributeName::EnableDnsHostnames));
-                let support = match support {
-                    Ok(o) => o.enable_dns_support().and_then(|v| v.value()).unwrap_or(false),
-                    Err(err) => {
-                        return failure(&err, "ec2:DescribeVpcAttribute", &format!("DescribeVpcAttribute {vpc_id}"));
-                    }
-                };
-                let hostnames = match hostnames {
-                    Ok(o) => o.enable_dns_hostnames().and_then(|v| v.value()).unwrap_or(false),
-                    Err(err) => {
-                        return failure(&err, "ec2:DescribeVpcAttribute", &format!("DescribeVpcAttribute {vpc_id}"));
-                    }
-                };
-                Fact::Known {
-                    value: VpcDnsAttributes {
-                        vpc_id: vpc_id.to_owned(),
-                        enable_dns_support: support,
-                        enable_dns_hostnames: hostnames,
-                    },
+        remember_unless_unknown(&self.vpcs, key, async {
+            let attr = |name: VpcAttributeName| self.ec2.describe_vpc_attribute().vpc_id(vpc_id).attribute(name).send();
+            let (support, hostnames) =
+                tokio::join!(attr(VpcAttributeName::EnableDnsSupport), attr(VpcAttributeName::EnableDnsHostnames));
+            let support = match support {
+                Ok(o) => o.enable_dns_support().and_then(|v| v.value()).unwrap_or(false),
+                Err(err) => {
+                    return failure(&err, "ec2:DescribeVpcAttribute", &format!("DescribeVpcAttribute {vpc_id}"));
                 }
-            })
-            .await
+            };
+            let hostnames = match hostnames {
+                Ok(o) => o.enable_dns_hostnames().and_then(|v| v.value()).unwrap_or(false),
+                Err(err) => {
+                    return failure(&err, "ec2:DescribeVpcAttribute", &format!("DescribeVpcAttribute {vpc_id}"));
+                }
+            };
+            Fact::Known {
+                value: VpcDnsAttributes {
+                    vpc_id: vpc_id.to_owned(),
+                    enable_dns_support: support,
+                    enable_dns_hostnames: hostnames,
+                },
+            }
+        })
+        .await
     }
 
     /// Every network interface of the VPC, one paginated call per TTL: endpoint interfaces and
     /// any number of probe pods (new IPs every run) are then found without more calls.
     async fn vpc_interfaces(&self, vpc_id: &str) -> Fact<Vec<InterfaceFacts>> {
         let key = format!("{}/{vpc_id}", self.region);
-        self.interfaces
-            .get_with(key, async {
-                let filter = Filter::builder().name("vpc-id").values(vpc_id).build();
-                let pages = self
-                    .ec2
-                    .describe_network_interfaces()
-                    .filters(filter)
-                    .max_results(1000)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Vec<_>>()
-                    .await;
-                let mut all = Vec::new();
-                for eni in pages {
-                    match eni {
-                        Ok(eni) => all.push(interface_facts(&eni)),
-                        Err(err) => {
-                            return failure(
-                                &err,
-                                "ec2:DescribeNetworkInterfaces",
-                                &format!("DescribeNetworkInterfaces vpc-id={vpc_id}"),
-                            );
-                        }
-                    }
-                }
-                Fact::Known { value: all }
-            })
-            .await
-    }
-
-    async fn client(&self, ip: IpAddr) -> Fact<ClientFacts> {
-        let key = format!("{}/{ip}", self.region);
-        self.clients
-            .get_with(key, async {
-                // Secondary IPs (pods on the VPC CNI) are matched by this filter; the primary by the other.
-                let filter = |name: &str| Filter::builder().name(name).values(ip.to_string()).build();
-                let out = match self
-                    .ec2
-                    .describe_network_interfaces()
-                    .filters(filter("addresses.private-ip-address"))
-                    .send()
-                    .await
-                {
-                    Ok(out) if !out.network_interfaces().is_empty() => out,
-                    Ok(_) => {
-                        match self.ec2.describe_network_interfaces().filters(filter("private-ip-address")).send().await
-                        {
-                            Ok(out) => out,
-                            Err(err) => {
-                                return failure(
-                                    &err,
-                                    "ec2:DescribeNetworkInterfaces",
-                                    &format!("DescribeNetworkInterfaces {ip}"),
-                                );
-                            }
-                        }
-                    }
+        remember_unless_unknown(&self.interfaces, key, async {
+            let filter = Filter::builder().name("vpc-id").values(vpc_id).build();
+            let pages = self
+                .ec2
+                .describe_network_interfaces()
+                .filters(filter)
+                .max_results(1000)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Vec<_>>()
+                .await;
+            let mut all = Vec::new();
+            for eni in pages {
+                match eni {
+                    Ok(eni) => all.push(interface_facts(&eni)),
                     Err(err) => {
                         return failure(
                             &err,
                             "ec2:DescribeNetworkInterfaces",
-                            &format!("DescribeNetworkInterfaces {ip}"),
+                            &format!("DescribeNetworkInterfaces vpc-id={vpc_id}"),
                         );
                     }
-                };
-                match out.network_interfaces().first() {
-                    Some(eni) => Fact::Known { value: ClientFacts { ip, interface: interface_facts(eni) } },
-                    None => Fact::NotFound {
-                        detail: format!("no network interface in {} has the address {ip}", self.region),
-                    },
                 }
-            })
-            .await
+            }
+            Fact::Known { value: all }
+        })
+        .await
+    }
+
+    async fn client(&self, ip: IpAddr) -> Fact<ClientFacts> {
+        let key = format!("{}/{ip}", self.region);
+        remember_unless_unknown(&self.clients, key, async {
+            // Secondary IPs (pods on the VPC CNI) are matched by this filter; the primary by the other.
+            let filter = |name: &str| Filter::builder().name(name).values(ip.to_string()).build();
+            let out = match self
+                .ec2
+                .describe_network_interfaces()
+                .filters(filter("addresses.private-ip-address"))
+                .send()
+                .await
+            {
+                Ok(out) if !out.network_interfaces().is_empty() => out,
+                Ok(_) => {
+                    match self.ec2.describe_network_interfaces().filters(filter("private-ip-address")).send().await {
+                        Ok(out) => out,
+                        Err(err) => {
+                            return failure(
+                                &err,
+                                "ec2:DescribeNetworkInterfaces",
+                                &format!("DescribeNetworkInterfaces {ip}"),
+                            );
+                        }
+                    }
+                }
+                Err(err) => {
+                    return failure(&err, "ec2:DescribeNetworkInterfaces", &format!("DescribeNetworkInterfaces {ip}"));
+                }
+            };
+            match out.network_interfaces().first() {
+                Some(eni) => Fact::Known { value: ClientFacts { ip, interface: interface_facts(eni) } },
+                None => {
+                    Fact::NotFound { detail: format!("no network interface in {} has the address {ip}", self.region) }
+                }
+            }
+        })
+        .await
     }
 
     /// A private custom domain: its id (private domains are addressed by name + id), policy,
@@ -602,57 +596,51 @@ impl Inspector {
     pub async fn custom_domain(&self, name: &str) -> Fact<CustomDomainFacts> {
         use aws_sdk_apigateway::types::ResourceOwner;
         let key = format!("{}/{name}", self.region);
-        self.domains
-            .get_with(key, async {
-                let action = "apigateway:GET";
-                let listed = self
-                    .apigw
-                    .get_domain_names()
-                    .resource_owner(ResourceOwner::SelfValue)
-                    .limit(500)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .collect::<Vec<_>>()
-                    .await;
-                let mut found = None;
-                for item in listed {
-                    match item {
-                        Ok(d) if d.domain_name() == Some(name) => found = Some(d),
-                        Ok(_) => {}
-                        Err(err) => return failure(&err, action, "GetDomainNames"),
-                    }
+        remember_unless_unknown(&self.domains, key, async {
+            let action = "apigateway:GET";
+            let listed = self
+                .apigw
+                .get_domain_names()
+                .resource_owner(ResourceOwner::SelfValue)
+                .limit(500)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Vec<_>>()
+                .await;
+            let mut found = None;
+            for item in listed {
+                match item {
+                    Ok(d) if d.domain_name() == Some(name) => found = Some(d),
+                    Ok(_) => {}
+                    Err(err) => return failure(&err, action, "GetDomainNames"),
                 }
-                let Some(listed) = found else {
-                    return Fact::NotFound { detail: format!("no custom domain name {name} in {}", self.region) };
+            }
+            let Some(listed) = found else {
+                return Fact::NotFound { detail: format!("no custom domain name {name} in {}", self.region) };
+            };
+            let id = listed.domain_name_id().map(str::to_owned);
+            let domain =
+                match self.apigw.get_domain_name().domain_name(name).set_domain_name_id(id.clone()).send().await {
+                    Ok(d) => d,
+                    Err(err) => return failure(&err, action, &format!("GetDomainName {name}")),
                 };
-                let id = listed.domain_name_id().map(str::to_owned);
-                let domain =
-                    match self.apigw.get_domain_name().domain_name(name).set_domain_name_id(id.clone()).send().await {
-                        Ok(d) => d,
-                        Err(err) => return failure(&err, action, &format!("GetDomainName {name}")),
-                    };
-                let arn = domain.domain_name_arn().map(str::to_owned);
-                // Associations made in this account and by other accounts' endpoints.
-                let mut associated_endpoints = Vec::new();
-                for owner in [ResourceOwner::SelfValue, ResourceOwner::OtherAccounts] {
-                    match self.apigw.get_domain_name_access_associations().resource_owner(owner).send().await {
-                        Ok(out) => associated_endpoints.extend(
-                            out.items()
-                                .iter()
-                                .filter(|a| arn.is_some() && a.domain_name_arn() == arn.as_deref())
-                                .filter_map(|a| a.access_association_source().map(str::to_owned)),
-                        ),
-                        Err(err) => return failure(&err, action, "GetDomainNameAccessAssociations"),
-                    }
+            let arn = domain.domain_name_arn().map(str::to_owned);
+            // Associations made in this account and by other accounts' endpoints.
+            let mut associated_endpoints = Vec::new();
+            for owner in [ResourceOwner::SelfValue, ResourceOwner::OtherAccounts] {
+                match self.apigw.get_domain_name_access_associations().resource_owner(owner).send().await {
+                    Ok(out) => associated_endpoints.extend(
+                        out.items()
+                            .iter()
+                            .filter(|a| arn.is_some() && a.domain_name_arn() == arn.as_deref())
+                            .filter_map(|a| a.access_association_source().map(str::to_owned)),
+                    ),
+                    Err(err) => return failure(&err, action, "GetDomainNameAccessAssociations"),
                 }
-                let mappings = match self
-                    .apigw
-                    .get_base_path_mappings()
-                    .domain_name(name)
-                    .set_domain_name_id(id.clone())
-                    .send()
-                    .await
+            }
+            let mappings =
+                match self.apigw.get_base_path_mappings().domain_name(name).set_domain_name_id(id.clone()).send().await
                 {
                     Ok(out) => out
                         .items()
@@ -665,23 +653,23 @@ impl Inspector {
                         .collect(),
                     Err(err) => return failure(&err, action, &format!("GetBasePathMappings {name}")),
                 };
-                Fact::Known {
-                    value: CustomDomainFacts {
-                        domain_name: name.to_owned(),
-                        domain_name_id: id,
-                        domain_name_arn: arn,
-                        endpoint_types: domain
-                            .endpoint_configuration()
-                            .map(|c| c.types().iter().map(|t| t.as_str().to_owned()).collect())
-                            .unwrap_or_default(),
-                        status: domain.domain_name_status().map(|s| s.as_str().to_owned()),
-                        policy: domain.policy().map(str::to_owned).filter(|p| !p.is_empty()),
-                        associated_endpoints,
-                        base_path_mappings: mappings,
-                    },
-                }
-            })
-            .await
+            Fact::Known {
+                value: CustomDomainFacts {
+                    domain_name: name.to_owned(),
+                    domain_name_id: id,
+                    domain_name_arn: arn,
+                    endpoint_types: domain
+                        .endpoint_configuration()
+                        .map(|c| c.types().iter().map(|t| t.as_str().to_owned()).collect())
+                        .unwrap_or_default(),
+                    status: domain.domain_name_status().map(|s| s.as_str().to_owned()),
+                    policy: domain.policy().map(str::to_owned).filter(|p| !p.is_empty()),
+                    associated_endpoints,
+                    base_path_mappings: mappings,
+                },
+            }
+        })
+        .await
     }
 
     async fn security_groups(&self, ids: &[String]) -> Fact<Vec<SecurityGroup>> {
@@ -689,22 +677,19 @@ impl Inspector {
             return Fact::Skipped { reason: "no security group ids known for the endpoint or the client".into() };
         }
         let key = format!("{}/{}", self.region, ids.join(","));
-        self.groups
-            .get_with(key, async {
-                match self.ec2.describe_security_groups().set_group_ids(Some(ids.to_vec())).send().await {
-                    Ok(out) => {
-                        let mut groups: Vec<SecurityGroup> = out.security_groups().iter().map(security_group).collect();
-                        self.resolve_prefix_lists(&mut groups).await;
-                        Fact::Known { value: groups }
-                    }
-                    Err(err) => failure(
-                        &err,
-                        "ec2:DescribeSecurityGroups",
-                        &format!("DescribeSecurityGroups {}", ids.join(",")),
-                    ),
+        remember_unless_unknown(&self.groups, key, async {
+            match self.ec2.describe_security_groups().set_group_ids(Some(ids.to_vec())).send().await {
+                Ok(out) => {
+                    let mut groups: Vec<SecurityGroup> = out.security_groups().iter().map(security_group).collect();
+                    self.resolve_prefix_lists(&mut groups).await;
+                    Fact::Known { value: groups }
                 }
-            })
-            .await
+                Err(err) => {
+                    failure(&err, "ec2:DescribeSecurityGroups", &format!("DescribeSecurityGroups {}", ids.join(",")))
+                }
+            }
+        })
+        .await
     }
 
     /// Fills in the CIDRs of every prefix list a rule references (one call per list). A list
@@ -756,20 +741,16 @@ impl Inspector {
             return Fact::Skipped { reason: "no subnets known for the endpoint or the client".into() };
         }
         let key = format!("{}/{}", self.region, subnet_ids.join(","));
-        self.acls
-            .get_with(key, async {
-                let filter =
-                    Filter::builder().name("association.subnet-id").set_values(Some(subnet_ids.to_vec())).build();
-                match self.ec2.describe_network_acls().filters(filter).send().await {
-                    Ok(out) => Fact::Known { value: out.network_acls().iter().filter_map(network_acl).collect() },
-                    Err(err) => failure(
-                        &err,
-                        "ec2:DescribeNetworkAcls",
-                        &format!("DescribeNetworkAcls {}", subnet_ids.join(",")),
-                    ),
+        remember_unless_unknown(&self.acls, key, async {
+            let filter = Filter::builder().name("association.subnet-id").set_values(Some(subnet_ids.to_vec())).build();
+            match self.ec2.describe_network_acls().filters(filter).send().await {
+                Ok(out) => Fact::Known { value: out.network_acls().iter().filter_map(network_acl).collect() },
+                Err(err) => {
+                    failure(&err, "ec2:DescribeNetworkAcls", &format!("DescribeNetworkAcls {}", subnet_ids.join(",")))
                 }
-            })
-            .await
+            }
+        })
+        .await
     }
 
     async fn subnet_cidrs(&self, subnet_ids: &[String]) -> std::collections::BTreeMap<String, String> {
@@ -777,8 +758,9 @@ impl Inspector {
             return Default::default();
         }
         let key = format!("{}/{}", self.region, subnet_ids.join(","));
-        self.subnets
-            .get_with(key, async {
+        let cidrs = self
+            .subnets
+            .get_with(key.clone(), async {
                 match self.ec2.describe_subnets().set_subnet_ids(Some(subnet_ids.to_vec())).send().await {
                     Ok(out) => out
                         .subnets()
@@ -791,7 +773,12 @@ impl Inspector {
                     }
                 }
             })
-            .await
+            .await;
+        // Empty means the call failed: not kept, like an `Unknown` fact.
+        if cidrs.is_empty() {
+            self.subnets.invalidate(&key).await;
+        }
+        cidrs
     }
 
     async fn execution_log(&self, req: &InspectRequest, stage: &Fact<StageFacts>) -> Fact<ExecutionLogLookup> {

@@ -228,7 +228,13 @@ pub fn areas(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Vec<AreaResult> {
         None => area("aws", Skip, "AWS inspection off or no credentials".into()),
         Some(f) if f.gaps.is_empty() => area("aws", Pass, "all facts read".into()),
         Some(f) => {
-            area("aws", Unknown, format!("could not read: {}", f.gaps.keys().cloned().collect::<Vec<_>>().join(", ")))
+            // The names, then why (the first gap's reason: one outage usually explains them all).
+            let names = f.gaps.keys().cloned().collect::<Vec<_>>().join(", ");
+            let why = f.gaps.iter().next().map(|(name, reason)| {
+                let reason: String = reason.chars().take(200).collect();
+                format!(" ({name}: {reason})")
+            });
+            area("aws", Unknown, format!("could not read: {names}{}", why.unwrap_or_default()))
         }
     });
     out

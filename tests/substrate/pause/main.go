@@ -2,7 +2,9 @@
 // exits 0, like the upstream pause image (no registry exists here to pull that one from).
 //
 // `pause alloc MIB` first allocates and touches MIB mebibytes, then waits: the real OOMKilled
-// tests give it a smaller memory limit than that.
+// tests give it a smaller memory limit than that. Arguments after MIB are ignored, so an image
+// whose entrypoint is `pause alloc MIB` stands in for any container (the "hog" image: a probe
+// pod with it is OOM-killed whatever its args).
 package main
 
 import (
@@ -16,7 +18,7 @@ import (
 var held [][]byte
 
 func main() {
-	if len(os.Args) == 3 && os.Args[1] == "alloc" {
+	if len(os.Args) >= 3 && os.Args[1] == "alloc" {
 		mib, err := strconv.Atoi(os.Args[2])
 		if err != nil || mib <= 0 || mib > 65536 {
 			fmt.Fprintf(os.Stderr, "pause: alloc wants a size in MiB (1-65536), got %q\n", os.Args[2])
