@@ -718,10 +718,19 @@ pub async fn run_controller(
             "cannot list PrivateApiConnectivityCheck objects ({e}): is the CRD installed (crds/pvtapi.io_privateapiconnectivitychecks.yaml) and may the operator list them?"
         )
     })?;
+    // Both caches drop `managedFields` (nothing here reads them): with a thousand checks they
+    // were most of what the operator kept in memory.
     let (reader, writer) = reflector::store::<Pod>();
     let pod_stream = watcher(pods, watcher::Config::default().labels(POD_SELECTOR))
         .default_backoff()
+        .modify(|p| p.managed_fields_mut().clear())
         .reflect(writer)
+        .touched_objects();
+    let (check_reader, check_writer) = reflector::store::<Check>();
+    let check_stream = watcher(checks, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(|c| c.managed_fields_mut().clear())
+        .reflect(check_writer)
         .touched_objects();
     let aws = Arc::new(AwsFactsService::new(config.aws.clone(), metrics.clone()));
     let recorder = Recorder::new(
@@ -739,7 +748,7 @@ pub async fn run_controller(
         memo: Mutex::new(HashMap::new()),
     });
     let forget_ctx = ctx.clone();
-    Controller::new(checks, watcher::Config::default().any_semantic())
+    Controller::for_stream(check_stream, check_reader)
         .owns_stream(pod_stream)
         .with_config(kube::runtime::controller::Config::default().concurrency(32))
         .graceful_shutdown_on(shutdown)

@@ -24,6 +24,8 @@ pub struct OperatorOptions {
     pub replica: Option<String>,
     /// Extra `run` flags.
     pub args: Vec<String>,
+    /// `--metrics-addr` (default `127.0.0.1:0`, any free port).
+    pub metrics_addr: Option<String>,
     /// Extra environment, e.g. moto's `AWS_ENDPOINT_URL` and dummy credentials. Without it every
     /// AWS endpoint is dead (`http://127.0.0.1:1`): nothing may leave the machine.
     pub env: Vec<(String, String)>,
@@ -47,7 +49,8 @@ impl OperatorProcess {
         let log = std::env::temp_dir().join(log_name);
         let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
         let mut cmd = Command::new(binary);
-        cmd.args(["run", "--metrics-addr", "127.0.0.1:0", "--namespace", ns]);
+        let metrics = options.metrics_addr.as_deref().unwrap_or("127.0.0.1:0");
+        cmd.args(["run", "--metrics-addr", metrics, "--namespace", ns]);
         match &options.replica {
             Some(r) => cmd.arg(format!("--leader-election-namespace={ns}")).env("POD_NAME", r),
             None => cmd.arg("--no-leader-election"),

@@ -1,0 +1,370 @@
+//! `operator-bench`: the operator's speed and footprint on the local cluster, each figure next to
+//! a baseline measured side by side (never a timed assertion).
+//!
+//! ```text
+//! eval "$(bash tests/substrate/cluster.sh start)"
+//! cargo run -p pvtapi-e2e --bin operator-bench -- latency 20   # runs of one check vs bare pods
+//! cargo run -p pvtapi-e2e --bin operator-bench -- scale 1000   # 1,000 checks on one API/endpoint
+//! ```
+//!
+//! - `latency N`: N runs of one check (run-now), interleaved with N bare pods from the same image
+//!   that exit at once. Prints probe-pod termination → status written (p50/p95, both instants
+//!   seen on the same watch connection), and a run's wall time (annotation → status) against a
+//!   bare pod's (create → its container terminated, as seen on the watch), with the ratio.
+//! - `scale N`: N checks on one API and endpoint in a moto world with a healthy front end.
+//!   Prints the time until every check has a first result, probe pods per second the node
+//!   sustained, the most probe pods alive at once, the operator's peak and final RSS, and the AWS
+//!   calls the whole first round (one interval) cost, from the operator's own `/metrics`.
+//!
+//! The operator binary: `PVTAPI_OPERATOR_BIN`, else `$CARGO_TARGET_DIR/debug/pvtapi-operator`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use pvtapi_crds::PrivateApiConnectivityCheck;
+use pvtapi_testkit::apigw::{FrontEnd, Reply, TestCa, default_names, requires_api_identity};
+use pvtapi_testkit::cluster::Cluster;
+use pvtapi_testkit::moto::Moto;
+use pvtapi_testkit::operator::{OperatorOptions, OperatorProcess, check, run_now};
+use pvtapi_testkit::world::{self, WorldSpec};
+
+fn operator_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("PVTAPI_OPERATOR_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/pvtapi/target"));
+    target.join("debug/pvtapi-operator")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// What the watches saw, with when.
+#[derive(Default)]
+struct Seen {
+    /// pod name → when its container was first seen terminated (or the pod finished).
+    pod_done: HashMap<String, Instant>,
+    /// run id → when the check's status first named it as the last run.
+    status_for_run: HashMap<String, Instant>,
+}
+
+fn watch_namespace(cluster: &Cluster, ns: &str, seen: Arc<Mutex<Seen>>) {
+    let pods: Api<Pod> = Api::namespaced(cluster.admin(), ns);
+    let s = seen.clone();
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(pods, watcher::Config::default()).boxed();
+        while let Some(ev) = stream.next().await {
+            let Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) = ev else { continue };
+            // Terminated as the operator sees it: the container's terminated state (the kubelet
+            // reports it before the pod's phase turns Succeeded).
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default();
+            let terminated = pvtapi_testkit::cluster::terminated(&p).is_some();
+            if (terminated || matches!(phase, "Succeeded" | "Failed"))
+                && let (Some(name), Ok(mut s)) = (p.metadata.name.clone(), s.lock())
+            {
+                s.pod_done.entry(name).or_insert_with(Instant::now);
+            }
+        }
+    });
+    let checks: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), ns);
+    tokio::spawn(async move {
+        let mut stream = watcher::watcher(checks, watcher::Config::default()).boxed();
+        while let Some(ev) = stream.next().await {
+            let Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c)) = ev else { continue };
+            if let (Some(run), Ok(mut s)) = (c.status.and_then(|s| s.last_run_id), seen.lock()) {
+                s.status_for_run.entry(run).or_insert_with(Instant::now);
+            }
+        }
+    });
+}
+
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > timeout {
+            panic!("operator-bench: {what} not seen after {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn latency(cluster: &Cluster, runs: usize) {
+    let ns = cluster.namespace("bench-latency", Some("restricted")).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    watch_namespace(cluster, &ns, seen.clone());
+    let _operator = OperatorProcess::start(&operator_bin(), cluster, &ns, &OperatorOptions::default());
+    // No record for this API: NXDOMAIN, the shortest real run (DNS only, no AWS).
+    let c = check(&ns, "orders", "zzzzz99970", serde_json::json!({"intervalSeconds": 3600}));
+    let checks: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), &ns);
+    checks.patch("orders", &PatchParams::apply("operator-bench"), &Patch::Apply(&c)).await.expect("apply");
+    let first = wait_for("the first result", Duration::from_secs(120), || {
+        seen.lock().ok().and_then(|s| s.status_for_run.keys().next().cloned())
+    })
+    .await;
+    let mut known: Vec<String> = vec![first];
+
+    let pods: Api<Pod> = Api::namespaced(cluster.admin(), &ns);
+    let mut term_to_status = Vec::new();
+    let mut run_wall = Vec::new();
+    let mut bare_wall = Vec::new();
+    for i in 0..runs {
+        // A run of the check: annotation → status names a new run.
+        let t0 = Instant::now();
+        run_now(&checks, "orders", &format!("bench-{i}")).await;
+        let (run, at) = wait_for("a new run", Duration::from_secs(120), || {
+            let s = seen.lock().ok()?;
+            s.status_for_run.iter().find(|(r, _)| !known.contains(r)).map(|(r, t)| (r.clone(), *t))
+        })
+        .await;
+        known.push(run.clone());
+        run_wall.push(at - t0);
+        let pod_name = format!("orders-{run}");
+        if let Some(done) = seen.lock().ok().and_then(|s| s.pod_done.get(&pod_name).copied()) {
+            term_to_status.push(at.saturating_duration_since(done));
+        }
+
+        // A bare pod from the same image that exits at once: create → container terminated.
+        let name = format!("bare-{i}");
+        let mut pod = pvtapi_operator_like_pod(&name, &cluster.image);
+        pod.metadata.namespace = Some(ns.clone());
+        let t0 = Instant::now();
+        pods.create(&PostParams::default(), &pod).await.expect("create bare pod");
+        let done = wait_for("the bare pod Succeeded", Duration::from_secs(120), || {
+            seen.lock().ok().and_then(|s| s.pod_done.get(&name).copied())
+        })
+        .await;
+        bare_wall.push(done - t0);
+        let _ = pods.delete(&name, &DeleteParams::default()).await;
+    }
+    for v in [&mut term_to_status, &mut run_wall, &mut bare_wall] {
+        v.sort();
+    }
+    let (run50, bare50) = (percentile(&run_wall, 0.5), percentile(&bare_wall, 0.5));
+    println!("operator-bench latency: {runs} runs of one check, interleaved with {runs} bare pods (same image)");
+    println!(
+        "  probe pod terminated → status written: p50 {}  p95 {}  (n={}; goal p50 ≤ 300 ms)",
+        ms(percentile(&term_to_status, 0.5)),
+        ms(percentile(&term_to_status, 0.95)),
+        term_to_status.len()
+    );
+    println!("  run (run-now → status): p50 {}  p95 {}", ms(run50), ms(percentile(&run_wall, 0.95)));
+    println!(
+        "  bare pod (create → container terminated): p50 {}  p95 {}",
+        ms(bare50),
+        ms(percentile(&bare_wall, 0.95))
+    );
+    println!(
+        "  ratio run / bare pod (p50): {:.2}×  (goal ≤ 1.2×)",
+        run50.as_secs_f64() / bare50.as_secs_f64().max(1e-9)
+    );
+    delete_namespace(cluster, &ns).await;
+}
+
+/// A pod like a probe pod (restricted, no token) whose container exits at once.
+fn pvtapi_operator_like_pod(name: &str, image: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
+                "args": ["probe", "--help"],
+                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "64Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true,
+                    "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+            }]
+        }
+    }))
+    .expect("bare pod")
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field).map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+async fn scale(cluster: &Cluster, n: usize) {
+    let ns = cluster.namespace("bench-scale", Some("restricted")).await;
+    // One healthy API behind one endpoint.
+    let moto = Moto::start();
+    let config = moto.sdk_config("us-east-1").await;
+    let resource_policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"}]}"#;
+    let w =
+        world::build(&config, &WorldSpec { resource_policy: Some(resource_policy.into()), ..Default::default() }).await;
+    world::add_pod_interfaces(&config, &w, &cluster.pod_addresses).await;
+    let ip = Ipv4Addr::new(10, 0, 1, 236);
+    let _address = cluster.local_address(ip);
+    let ca = TestCa::new();
+    let names = default_names("us-east-1");
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let _front = FrontEnd::for_names_at(
+        &ca,
+        &names,
+        SocketAddr::from((ip, 443)),
+        requires_api_identity(world::API_ID, Reply::ok("{}")),
+    )
+    .await;
+    let host = format!("{}.execute-api.us-east-1.amazonaws.com", world::API_ID);
+    let _dns = cluster.dns(&[(host.as_str(), IpAddr::V4(ip))]);
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.admin(), &ns);
+    let cm = ConfigMap {
+        metadata: kube::api::ObjectMeta { name: Some("ca".into()), ..Default::default() },
+        data: Some([("ca.crt".to_owned(), std::fs::read_to_string(ca.bundle_path()).expect("CA"))].into()),
+        ..Default::default()
+    };
+    cms.create(&PostParams::default(), &cm).await.expect("CA ConfigMap");
+
+    let port = pvtapi_testkit::peers::free_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let env = moto.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let options = OperatorOptions {
+        env,
+        args: vec!["--aws-cache-ttl-seconds=300".into()],
+        metrics_addr: Some(format!("127.0.0.1:{port}")),
+        ..Default::default()
+    };
+    let operator = OperatorProcess::start(&operator_bin(), cluster, &ns, &options);
+    let pid = operator.pid();
+    let checks: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.admin(), &ns);
+    let start = Instant::now();
+    for i in 0..n {
+        let c = check(
+            &ns,
+            &format!("c-{i:04}"),
+            world::API_ID,
+            serde_json::json!({
+                "endpoint": {"vpcEndpointId": w.vpce},
+                "intervalSeconds": 3600,
+                "aws": {"inspect": true},
+                "probe": {"caBundle": {"configMap": "ca"}}
+            }),
+        );
+        let name = format!("c-{i:04}");
+        checks.patch(&name, &PatchParams::apply("operator-bench"), &Patch::Apply(&c)).await.expect("apply check");
+    }
+    let created = start.elapsed();
+    let pods: Api<Pod> = Api::namespaced(cluster.admin(), &ns);
+    let probe_pods = ListParams::default().labels("app.kubernetes.io/component=probe");
+    let (mut peak_pods, mut peak_rss) = (0usize, 0u64);
+    let mut causes: BTreeMap<String, usize>;
+    loop {
+        let list = checks.list(&ListParams::default()).await.expect("list checks");
+        causes = BTreeMap::new();
+        for c in &list.items {
+            let cause = c.status.as_ref().and_then(|s| s.root_cause).map(|r| r.code().to_owned());
+            *causes.entry(cause.unwrap_or_else(|| "(none yet)".into())).or_default() += 1;
+        }
+        let alive = pods.list(&probe_pods).await.map(|l| l.items.len()).unwrap_or(0);
+        peak_pods = peak_pods.max(alive);
+        peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:"));
+        let pending = causes.get("(none yet)").copied().unwrap_or(0);
+        eprint!(
+            "\r  {:>4}/{n} checks have a result, {alive:>3} probe pods alive, {:>5.0} s",
+            n - pending,
+            start.elapsed().as_secs_f64()
+        );
+        if pending == 0 {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(3600) {
+            eprintln!();
+            panic!("operator-bench: {pending} checks without a result after an hour: {causes:?}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    eprintln!();
+    let all = start.elapsed();
+    let metrics = get_metrics(port).await;
+    let mut calls: BTreeMap<String, f64> = BTreeMap::new();
+    for line in metrics.lines().filter(|l| l.starts_with("pvtapi_aws_calls_total{")) {
+        if let Some((labels, v)) = line.rsplit_once(' ') {
+            calls.insert(labels.trim_start_matches("pvtapi_aws_calls_total").to_owned(), v.parse().unwrap_or(0.0));
+        }
+    }
+    let total_calls: f64 = calls.values().sum();
+    println!("operator-bench scale: {n} checks on one API and endpoint (moto), one operator (debug build)");
+    println!(
+        "  checks created in {:.1} s; every check has a first result after {:.1} s",
+        created.as_secs_f64(),
+        all.as_secs_f64()
+    );
+    println!("  root causes: {causes:?}");
+    println!(
+        "  probe pods: {n} in {:.1} s = {:.1} pods/s sustained; at most {peak_pods} alive at once",
+        all.as_secs_f64(),
+        n as f64 / all.as_secs_f64()
+    );
+    println!(
+        "  operator RSS: peak {:.1} MiB (sampled), high-water {:.1} MiB, now {:.1} MiB  (goal ≤ 100 MiB)",
+        peak_rss as f64 / 1024.0,
+        rss_kib(pid, "VmHWM:") as f64 / 1024.0,
+        rss_kib(pid, "VmRSS:") as f64 / 1024.0
+    );
+    println!("  AWS calls for the whole first round (one interval): {total_calls:.0}  (goal ≤ 10)");
+    for (op, v) in &calls {
+        println!("    {op} {v:.0}");
+    }
+    drop(operator);
+    delete_namespace(cluster, &ns).await;
+}
+
+/// GET /metrics with a plain TCP request (no HTTP client in the testkit).
+async fn get_metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await else {
+        return String::new();
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn delete_namespace(cluster: &Cluster, ns: &str) {
+    let _ = Api::<Namespace>::all(cluster.admin()).delete(ns, &DeleteParams::default()).await;
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cluster = Cluster::from_env().await;
+    cluster.control_plane().install_crd().await;
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["latency"] => latency(&cluster, 20).await,
+        ["latency", n] => latency(&cluster, n.parse().expect("latency N: a number of runs")).await,
+        ["scale"] => scale(&cluster, 1000).await,
+        ["scale", n] => scale(&cluster, n.parse().expect("scale N: a number of checks")).await,
+        _ => {
+            eprintln!("usage: operator-bench latency [RUNS] | scale [CHECKS]   (see the module docs)");
+            std::process::exit(2);
+        }
+    }
+}
