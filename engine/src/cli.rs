@@ -83,13 +83,21 @@ pub struct TargetArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 /// `--method` values (clap spelling of [`HttpMethod`]).
+/// The CRD's spelling (`GET`, …) is accepted too: users copy from their YAML.
 pub enum MethodArg {
+    #[value(alias = "GET")]
     Get,
+    #[value(alias = "HEAD")]
     Head,
+    #[value(alias = "POST")]
     Post,
+    #[value(alias = "PUT")]
     Put,
+    #[value(alias = "PATCH")]
     Patch,
+    #[value(alias = "DELETE")]
     Delete,
+    #[value(alias = "OPTIONS")]
     Options,
 }
 
@@ -109,12 +117,18 @@ impl From<MethodArg> for HttpMethod {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 /// `--access` values (clap spelling of [`AccessMode`]).
+/// The CRD's spelling (`privateDns`, …) is accepted too: users copy from their YAML.
 pub enum AccessArg {
     Auto,
+    #[value(alias = "privateDns")]
     PrivateDns,
+    #[value(alias = "endpointAlias")]
     EndpointAlias,
+    #[value(alias = "endpointHost")]
     EndpointHost,
+    #[value(alias = "apiIdHeader")]
     ApiIdHeader,
+    #[value(alias = "customDomain")]
     CustomDomain,
 }
 
@@ -233,5 +247,46 @@ impl TargetArgs {
             proxy_env: ProxyEnv::from_env(),
         };
         Ok(input)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        target: TargetArgs,
+    }
+
+    fn parse(extra: &[&str]) -> Result<TargetArgs, clap::Error> {
+        let base = ["t", "--api-id", "abcde12345", "--region", "us-east-1", "--vpce", "vpce-0123456789abcdef0"];
+        Cli::try_parse_from(base.iter().chain(extra)).map(|c| c.target)
+    }
+
+    #[test]
+    fn the_crds_enum_spellings_are_accepted_as_well_as_the_kebab_forms() {
+        for (kebab, crd, mode) in [
+            ("private-dns", "privateDns", AccessMode::PrivateDns),
+            ("endpoint-alias", "endpointAlias", AccessMode::EndpointAlias),
+            ("endpoint-host", "endpointHost", AccessMode::EndpointHost),
+            ("api-id-header", "apiIdHeader", AccessMode::ApiIdHeader),
+            ("custom-domain", "customDomain", AccessMode::CustomDomain),
+        ] {
+            for spelling in [kebab, crd] {
+                let t = parse(&["--access", spelling]).unwrap_or_else(|e| panic!("--access {spelling}: {e}"));
+                assert_eq!(AccessMode::from(t.access), mode, "--access {spelling}");
+            }
+        }
+        for (lower, upper) in [("get", "GET"), ("post", "POST"), ("options", "OPTIONS")] {
+            let a = parse(&["--method", lower]).map(|t| HttpMethod::from(t.method));
+            let b = parse(&["--method", upper]).map(|t| HttpMethod::from(t.method));
+            assert_eq!(a.ok(), b.ok(), "--method {lower} / {upper}");
+        }
+        let err = parse(&["--access", "privatedns"]).expect_err("no such spelling");
+        assert!(err.to_string().contains("private-dns"), "the error lists the values: {err}");
     }
 }

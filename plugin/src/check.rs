@@ -1,7 +1,12 @@
-//! `kubectl pvtapi check --local`: probe + AWS inspection + diagnosis, in-process, from here.
+//! `kubectl pvtapi check`: three ways to one answer.
 //!
-//! The on-prem / Direct Connect / laptop case of the article: the same engine the operator runs,
-//! pointed at this machine's network. The answer comes first (root cause and fix), the evidence
+//! - `check NAME`: the last result of a check in the cluster (`--rerun` runs it now);
+//! - `check --api-id … --vpce …`: a temporary check in the cluster, its first result, then gone;
+//! - `check --local …`: probe + AWS inspection + diagnosis in this process, from this machine —
+//!   the on-prem / Direct Connect / laptop case of the article: the same engine the operator
+//!   runs, pointed at this machine's network.
+//!
+//! The cluster modes live in [`crate::cluster`]. The answer comes first (root cause and fix), the evidence
 //! after. Exit status: 0 healthy, 1 a problem was found, 2 the tool could not do its job.
 
 use std::io::IsTerminal;
@@ -13,6 +18,8 @@ use clap::{Args, ValueEnum};
 use pvtapi_crds::{AccessMode, RootCause, validate};
 use pvtapi_engine::aws::{InspectRequest, Inspector, SdkOptions};
 use pvtapi_engine::cli::TargetArgs;
+
+use crate::cluster::KubeArgs;
 use pvtapi_engine::diagnosis::{AreaStatus, CheckReport, Diagnosis, diagnose};
 use pvtapi_engine::probe::ProbeReport;
 
@@ -31,12 +38,30 @@ use pvtapi_engine::probe::ProbeReport;
     # an API owned by another account:\n  \
     kubectl pvtapi check --local ... --api-role-arn arn:aws:iam::222222222222:role/pvtapi-reader\n  \
     kubectl pvtapi check --local ... -o json    # the full report: docs/check-report.md")]
+// The target's required flags are required only without NAME (`check NAME` reads the cluster).
+#[command(
+    mut_arg("api_id", |a| a.required(false).required_unless_present("name")),
+    mut_arg("region", |a| a.required(false).required_unless_present("name")),
+    mut_arg("vpce", |a| a.required(false).required_unless_present("name"))
+)]
 pub struct CheckArgs {
-    /// Run everything from this machine (required until the in-cluster `check NAME` lands).
+    /// A PrivateApiConnectivityCheck in the cluster: print its last result (from status).
+    #[arg(value_name = "NAME", conflicts_with = "local")]
+    pub name: Option<String>,
+    /// Run everything from this machine (on-prem, VPN, a laptop) instead of in the cluster.
     #[arg(long)]
     local: bool,
+    /// With NAME: run the check now and wait for the new result.
+    #[arg(long, requires = "name")]
+    pub rerun: bool,
+    /// With a temporary in-cluster check (--api-id … without --local): keep it afterwards.
+    #[arg(long, conflicts_with_all = ["name", "local"])]
+    pub keep: bool,
+    /// How long to wait for the operator's result, in seconds (cluster modes).
+    #[arg(long = "wait", value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait: u64,
     #[command(flatten)]
-    target: TargetArgs,
+    target: Option<TargetArgs>,
     /// This machine's address as the VPC sees it (finds its network interface and security groups).
     #[arg(long)]
     source_ip: Option<IpAddr>,
@@ -76,15 +101,142 @@ enum ColorChoice {
     Never,
 }
 
-/// Runs the check; returns the exit code.
-pub async fn run(mut args: CheckArgs) -> u8 {
-    if !args.local {
-        eprintln!(
-            "error: only `check --local` is available in this build (the in-cluster `check NAME` needs the operator)"
-        );
-        return 2;
+/// Runs the check in the mode the flags name; returns the exit code.
+pub async fn run(mut args: CheckArgs, kube: &KubeArgs) -> u8 {
+    let target = args.target.take();
+    match (args.name.clone(), args.local, target) {
+        (Some(_), _, Some(_)) => {
+            eprintln!("error: give either NAME (a check in the cluster) or the target flags (--api-id …), not both");
+            2
+        }
+        (Some(name), _, None) => in_cluster(&args, kube, Mode::Named(name)).await,
+        (None, true, Some(target)) => run_local(args, target).await,
+        (None, false, Some(target)) => match temporary_spec(&args, &target) {
+            Ok(spec) => in_cluster(&args, kube, Mode::Temporary(Box::new(spec))).await,
+            Err(err) => {
+                eprintln!("error: {err}");
+                2
+            }
+        },
+        (None, _, None) => {
+            eprintln!(
+                "error: give NAME (a PrivateApiConnectivityCheck in the cluster), or --api-id ID --region REGION --stage STAGE --vpce VPCE_ID for a temporary check in the cluster (add --local to run from this machine instead)"
+            );
+            2
+        }
     }
-    if let Err(err) = args.target.normalize() {
+}
+
+enum Mode {
+    Named(String),
+    Temporary(Box<pvtapi_crds::PrivateApiConnectivityCheckSpec>),
+}
+
+/// `check NAME [--rerun]` or a temporary check: the operator's result, from the cluster.
+async fn in_cluster(args: &CheckArgs, kube: &KubeArgs, mode: Mode) -> u8 {
+    if let Mode::Named(name) = &mode {
+        let spec_flags = [
+            ("--source-ip", args.source_ip.is_some()),
+            ("--no-aws", args.no_aws),
+            ("--vpce-region", args.vpce_region.is_some()),
+            ("--api-account-id", args.api_account_id.is_some()),
+            ("--api-role-arn", args.api_role_arn.is_some()),
+        ];
+        let given: Vec<&str> = spec_flags.iter().filter(|(_, set)| *set).map(|(f, _)| *f).collect();
+        if !given.is_empty() {
+            eprintln!(
+                "error: {} cannot change the check {name}: its spec says how it runs (kubectl edit pac {name})",
+                given.join(", ")
+            );
+            return 2;
+        }
+    }
+    let cluster = match kube.connect().await {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let wait = Duration::from_secs(args.wait);
+    let result = match mode {
+        Mode::Named(name) => crate::cluster::check_named(&cluster, &name, args.rerun, wait).await,
+        Mode::Temporary(spec) => crate::cluster::check_temporary(&cluster, *spec, args.keep, wait).await,
+    };
+    match result {
+        Ok(check) => {
+            let format = match args.output {
+                Output::Table => crate::cluster::Format::Table,
+                Output::Json => crate::cluster::Format::Json,
+                Output::Yaml => crate::cluster::Format::Yaml,
+            };
+            match crate::cluster::print_check(&check, format, use_color(args.color)) {
+                Some(()) => crate::cluster::exit_code(&check),
+                None => 2,
+            }
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            2
+        }
+    }
+}
+
+/// The spec of a temporary in-cluster check from the flags; flags that only make sense from
+/// this machine are refused by name.
+fn temporary_spec(args: &CheckArgs, t: &TargetArgs) -> Result<pvtapi_crds::PrivateApiConnectivityCheckSpec, String> {
+    let local_only = [
+        ("--invoke-url", t.invoke_url.is_some()),
+        ("--header", !t.headers.is_empty()),
+        ("--nameserver", t.nameserver.is_some()),
+        ("--ca-bundle", t.ca_bundle.is_some()),
+        ("--port", t.port != 443),
+        ("--vpce-dns", !t.vpce_dns.is_empty()),
+        ("--source-ip", args.source_ip.is_some()),
+    ];
+    let given: Vec<&str> = local_only.iter().filter(|(_, set)| *set).map(|(f, _)| *f).collect();
+    if !given.is_empty() {
+        return Err(format!(
+            "{} only work with --local (a check in the cluster probes from a pod, with the cluster's DNS and the access mode's URL)",
+            given.join(", ")
+        ));
+    }
+    let Some(stage) = &t.stage else {
+        return Err("--stage is required for a check in the cluster".into());
+    };
+    let mut api = serde_json::json!({
+        "id": t.api_id, "region": t.region, "stage": stage,
+        "path": t.path.clone().unwrap_or_else(|| "/".into()),
+        "method": pvtapi_crds::HttpMethod::from(t.method).as_str(),
+        "expectedStatuses": t.expected_statuses,
+    });
+    if let Some(a) = &args.api_account_id {
+        api["accountId"] = a.clone().into();
+    }
+    let mut endpoint = serde_json::json!({"vpcEndpointId": t.vpce});
+    if let Some(r) = &args.vpce_region {
+        endpoint["region"] = r.clone().into();
+    }
+    let mut aws = serde_json::json!({"inspect": !args.no_aws});
+    if let Some(r) = &args.api_role_arn {
+        aws["apiRoleArn"] = r.clone().into();
+    }
+    let mut spec = serde_json::json!({
+        "api": api,
+        "endpoint": endpoint,
+        "access": AccessMode::from(t.access),
+        "timeoutSeconds": t.timeout,
+        "aws": aws,
+    });
+    if let Some(d) = &t.domain_name {
+        spec["domainName"] = d.clone().into();
+    }
+    serde_json::from_value(spec).map_err(|e| format!("cannot build the check: {e}"))
+}
+
+/// `check --local`: probe, AWS and diagnosis in this process.
+async fn run_local(args: CheckArgs, mut target: TargetArgs) -> u8 {
+    if let Err(err) = target.normalize() {
         eprintln!("error: {err}");
         return 2;
     }
@@ -95,16 +247,16 @@ pub async fn run(mut args: CheckArgs) -> u8 {
         eprintln!("error: --api-account-id {given} differs from the account of --api-role-arn ({role})");
         return 2;
     }
-    if args.target.stage.is_none() && args.no_aws {
+    if target.stage.is_none() && args.no_aws {
         eprintln!("error: --stage is required with --no-aws (without AWS the API's stages cannot be listed)");
         return 2;
     }
     let spinner = indicatif::ProgressBar::new_spinner();
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let (inspector, aws_unavailable) = inspector(&args, &spinner).await;
-    if args.target.stage.is_none() {
-        match only_stage(inspector.as_ref(), &args.target.api_id).await {
-            Ok(stage) => args.target.stage = Some(stage),
+    let (inspector, aws_unavailable) = inspector(&args, &target.region, &spinner).await;
+    if target.stage.is_none() {
+        match only_stage(inspector.as_ref(), &target.api_id).await {
+            Ok(stage) => target.stage = Some(stage),
             Err(err) => {
                 spinner.finish_and_clear();
                 eprintln!("error: {err}");
@@ -112,7 +264,7 @@ pub async fn run(mut args: CheckArgs) -> u8 {
             }
         }
     }
-    let mut input = match args.target.into_input() {
+    let mut input = match target.into_input() {
         Ok(input) => input,
         Err(err) => {
             spinner.finish_and_clear();
@@ -234,7 +386,11 @@ fn paint(color: bool, style: Style, text: &str) -> String {
 }
 
 /// The inspector, or why there is none (`--no-aws`, no usable credentials).
-async fn inspector(args: &CheckArgs, spinner: &indicatif::ProgressBar) -> (Option<Inspector>, Option<String>) {
+async fn inspector(
+    args: &CheckArgs,
+    api_region: &str,
+    spinner: &indicatif::ProgressBar,
+) -> (Option<Inspector>, Option<String>) {
     if args.no_aws {
         return (None, Some("skipped (--no-aws): policies, security groups and NACLs were not checked".to_owned()));
     }
@@ -246,9 +402,9 @@ async fn inspector(args: &CheckArgs, spinner: &indicatif::ProgressBar) -> (Optio
         ..Default::default()
     };
     // The API side in the API's region; the network side (endpoint, VPC, groups) in the endpoint's.
-    let config = pvtapi_engine::aws::load_sdk_config(&options(&args.target.region)).await;
+    let config = pvtapi_engine::aws::load_sdk_config(&options(api_region)).await;
     let network = match &args.vpce_region {
-        Some(region) if *region != args.target.region => pvtapi_engine::aws::load_sdk_config(&options(region)).await,
+        Some(region) if region != api_region => pvtapi_engine::aws::load_sdk_config(&options(region)).await,
         _ => config.clone(),
     };
     match pvtapi_engine::aws::credentials_available(&config, Duration::from_secs(10)).await {

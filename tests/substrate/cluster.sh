@@ -36,6 +36,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"  # as in build-tools.sh
 CACHE="${PVTAPI_CACHE:-$HOME/.cache/pvtapi}"
 BIN_K8S="$CACHE/tools/k8s-$K8S_VERSION"
 BIN_ETCD="$CACHE/tools/etcd-$ETCD_VERSION"
@@ -76,6 +77,7 @@ print_env() {
   cat <<EOF
 export PVTAPI_KUBECONFIG=$STATE/admin.kubeconfig
 export PVTAPI_KUBE_BIN=$BIN_K8S
+export PVTAPI_HELM=$CACHE/tools/helm-$HELM_VERSION/helm
 export PVTAPI_APISERVER_LOG=$STATE/log/kube-apiserver.log
 export PVTAPI_CLUSTER_STATE=$STATE
 export PVTAPI_NODE_NAME=$NODE_NAME
