@@ -183,7 +183,12 @@ pub fn render_status(check: &PrivateApiConnectivityCheck, color: bool, now: Time
             (_, "False") => ("✗", red),
             _ => ("?", yellow),
         };
-        let msg = if c.message.is_empty() { String::new() } else { format!("  {}", c.message) };
+        // Reachable's message is the summary already printed at the top.
+        let msg = if c.message.is_empty() || type_ == conditions::REACHABLE {
+            String::new()
+        } else {
+            format!("  {}", c.message)
+        };
         out.push_str(&format!("  {} {:<18} {:<22}{}\n", paint(color, style, mark), c.type_, c.reason, msg));
     }
     let evidence = list(&d["evidence"]);

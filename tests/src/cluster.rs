@@ -56,6 +56,8 @@ pub struct Cluster {
     pub bridge: String,
     /// The pvtapi image (the operator binary: `run` and `probe`).
     pub image: String,
+    /// The operator binary the image was built from (for suites of other crates).
+    pub operator_bin: PathBuf,
     /// The manifest digest of the pvtapi image imported into the node.
     pub image_digest: String,
     /// A tiny static image: waits for SIGTERM; `alloc MIB` allocates first.
@@ -81,6 +83,7 @@ impl Cluster {
             node_ip: node_ip.parse().unwrap_or_else(|e| panic!("PVTAPI_NODE_IP {node_ip:?}: {e}")),
             bridge: env("PVTAPI_BRIDGE"),
             image: env("PVTAPI_IMAGE"),
+            operator_bin: PathBuf::from(env("PVTAPI_OPERATOR_BIN")),
             image_digest: env("PVTAPI_IMAGE_DIGEST"),
             pause_image: env("PVTAPI_PAUSE_IMAGE"),
             kubectl_image: env("PVTAPI_KUBECTL_IMAGE"),

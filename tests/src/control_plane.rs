@@ -102,23 +102,47 @@ impl ControlPlane {
         cluster_rules: Vec<PolicyRule>,
     ) -> Client {
         self.bind_service_account(namespace, name, namespaced_rules, cluster_rules).await;
+        let token = self.token(namespace, name).await;
+        let mut config = self.config.clone();
+        config.auth_info = kube::config::AuthInfo { token: Some(token.into()), ..Default::default() };
+        Client::try_from(config).unwrap_or_else(|e| panic!("client for {namespace}/{name}: {e}"))
+    }
+
+    /// As [`ControlPlane::mint_identity`], as a kubeconfig file at `path` (for CLIs such as
+    /// `kubectl pvtapi`): the admin kubeconfig's cluster with the ServiceAccount's token.
+    pub async fn kubeconfig_for(
+        &self,
+        namespace: &str,
+        name: &str,
+        namespaced_rules: Vec<PolicyRule>,
+        cluster_rules: Vec<PolicyRule>,
+        path: &std::path::Path,
+    ) {
+        self.bind_service_account(namespace, name, namespaced_rules, cluster_rules).await;
+        let token = self.token(namespace, name).await;
+        let mut kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)
+            .unwrap_or_else(|e| panic!("read {}: {e}", self.kubeconfig.display()));
+        for user in &mut kc.auth_infos {
+            user.auth_info = Some(kube::config::AuthInfo { token: Some(token.clone().into()), ..Default::default() });
+        }
+        let yaml = serde_norway::to_string(&kc).unwrap_or_else(|e| panic!("kubeconfig for {namespace}/{name}: {e}"));
+        std::fs::write(path, yaml).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    }
+
+    /// A 10-minute token of ServiceAccount `namespace/name`.
+    async fn token(&self, namespace: &str, name: &str) -> String {
         let sas: Api<ServiceAccount> = Api::namespaced(self.admin(), namespace);
         let request = TokenRequest {
             spec: Some(TokenRequestSpec { expiration_seconds: Some(600), ..Default::default() }),
             ..Default::default()
         };
-        let token = sas
-            .create_token_request(name, &PostParams::default(), &request)
+        sas.create_token_request(name, &PostParams::default(), &request)
             .await
             .unwrap_or_else(|e| panic!("TokenRequest for {namespace}/{name}: {e}"))
             .status
             .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no status"))
             .token
-            .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no token"));
-
-        let mut config = self.config.clone();
-        config.auth_info = kube::config::AuthInfo { token: Some(token.into()), ..Default::default() };
-        Client::try_from(config).unwrap_or_else(|e| panic!("client for {namespace}/{name}: {e}"))
+            .unwrap_or_else(|| panic!("TokenRequest for {namespace}/{name} returned no token"))
     }
 
     /// ServiceAccount `name` in `namespace`, bound to a Role `name` with `namespaced_rules` in
