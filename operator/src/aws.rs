@@ -230,17 +230,25 @@ impl AwsFactsService {
         Ok(facts)
     }
 
-    /// What the probe pod needs from AWS: the endpoint's DNS names and the `auto` access choice.
-    pub fn pod_hints(spec: &PrivateApiConnectivityCheckSpec, facts: &AwsFacts) -> PodHints {
-        let vpce_dns_names = facts
-            .endpoint
+    /// What the probe pod needs from AWS before it runs: the endpoint's DNS names and the
+    /// `auto` access choice — two cached reads (endpoint, API), not a whole inspection: the
+    /// network layer waits for the pod's address. `Err(reason)` when AWS cannot be read at all.
+    pub async fn pod_hints(&self, spec: &PrivateApiConnectivityCheckSpec) -> Result<PodHints, String> {
+        let inspector = self.inspector(spec).await?;
+        let (api, endpoint) = inspector.access_facts(&spec.api.id, &spec.endpoint.vpc_endpoint_id).await;
+        self.drain_calls();
+        let vpce_dns_names = endpoint
             .known()
             .map(|e| e.dns_entries.iter().map(|d| d.dns_name.trim_start_matches("*.").to_owned()).collect())
             .unwrap_or_default();
         let access = match spec.access {
-            AccessMode::Auto => pvtapi_engine::diagnosis::choose_access(facts, &spec.endpoint.vpc_endpoint_id),
+            AccessMode::Auto => pvtapi_engine::diagnosis::choose_access_from(
+                api.known(),
+                endpoint.known(),
+                &spec.endpoint.vpc_endpoint_id,
+            ),
             _ => None,
         };
-        PodHints { vpce_dns_names, access }
+        Ok(PodHints { vpce_dns_names, access })
     }
 }

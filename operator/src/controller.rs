@@ -630,9 +630,8 @@ async fn start_run(
     let mut pod_spec = check.spec.clone();
     let mut dns_names = Vec::new();
     if check.spec.aws.inspect
-        && let Ok(facts) = ctx.aws.facts(&check.spec, None, None).await
+        && let Ok(hints) = ctx.aws.pod_hints(&check.spec).await
     {
-        let hints = AwsFactsService::pod_hints(&check.spec, &facts);
         if let Some((mode, _)) = hints.access {
             pod_spec.access = mode;
         }

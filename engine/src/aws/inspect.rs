@@ -201,6 +201,13 @@ impl Inspector {
     }
 
     /// Inspects everything for one check. Never fails: gaps are facts too.
+    /// Only what a probe needs before it runs — the endpoint (its DNS names, private DNS) and
+    /// the API (its endpoint associations, for `auto` access) — from the same caches as
+    /// [`Inspector::inspect`], without the network layer (that needs the probe's address).
+    pub async fn access_facts(&self, api_id: &str, vpce_id: &str) -> (Fact<ApiFacts>, Fact<EndpointFacts>) {
+        tokio::join!(self.api(api_id), self.endpoint(vpce_id))
+    }
+
     pub async fn inspect(&self, req: &InspectRequest) -> AwsFacts {
         let (api, stage, endpoint, method) =
             tokio::join!(self.api(&req.api_id), self.stage(req), self.endpoint(&req.vpce_id), self.method(req));

@@ -135,11 +135,20 @@ pub fn advisories(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Vec<Advisory
 /// `access: auto` from AWS facts (design.md §2): private DNS on → `privateDns`; else the API is
 /// associated with the endpoint → `endpointAlias`; else `endpointHost`. `None` without facts.
 pub fn choose_access(facts: &AwsFacts, vpce_id: &str) -> Option<(AccessMode, String)> {
-    let endpoint = facts.endpoint.known()?;
+    choose_access_from(facts.api.known(), facts.endpoint.known(), vpce_id)
+}
+
+/// [`choose_access`] from the two facts it reads (the API's and the endpoint's).
+pub fn choose_access_from(
+    api: Option<&crate::aws::facts::ApiFacts>,
+    endpoint: Option<&crate::aws::facts::EndpointFacts>,
+    vpce_id: &str,
+) -> Option<(AccessMode, String)> {
+    let endpoint = endpoint?;
     if endpoint.private_dns_enabled {
         return Some((AccessMode::PrivateDns, format!("auto: {vpce_id} has private DNS enabled")));
     }
-    let associated = facts.api.known().is_some_and(|a| a.vpc_endpoint_ids.iter().any(|v| v == vpce_id));
+    let associated = api.is_some_and(|a| a.vpc_endpoint_ids.iter().any(|v| v == vpce_id));
     if associated {
         return Some((
             AccessMode::EndpointAlias,
