@@ -77,6 +77,8 @@ root_causes! {
     ProxyInterference => { area: "network", meaning: "An HTTP(S) proxy from the environment would carry execute-api traffic out of the VPC.", fix: "Add `.execute-api.{region}.amazonaws.com` and `.vpce.amazonaws.com` to `NO_PROXY` for the workload." },
     UnexpectedStatus => { area: "http", meaning: "The API answered with a status outside `expectedStatuses` that no rule explains.", fix: "Check the backend integration and the execution logs for the request id in the report." },
     ProbeFailed => { area: "probe", meaning: "The probe pod could not run or report (scheduling, image, crash, oversized report).", fix: "Look at the probe pod's events and logs; check `spec.probe` placement and image." },
+    /// Also what an older client reads for a code it does not know yet (a newer operator).
+    #[serde(other)]
     Unknown => { area: "none", meaning: "The evidence does not point to one cause.", fix: "Read the per-area results in the report; open an issue with the `-o json` output." },
 }
 

@@ -450,9 +450,12 @@ async fn finish(
             } else {
                 Err("skipped: spec.aws.inspect is false".to_owned())
             };
+            // `auto`: explain the mode from the facts — only when they chose the mode the pod ran
+            // with (the pod may have been built before AWS could be read).
             if spec.access == AccessMode::Auto
                 && let Ok(f) = &facts
-                && let Some((_, reason)) = pvtapi_engine::diagnosis::choose_access(f, &spec.endpoint.vpc_endpoint_id)
+                && let Some((mode, reason)) = pvtapi_engine::diagnosis::choose_access(f, &spec.endpoint.vpc_endpoint_id)
+                && mode == report.access.mode
             {
                 report.access.reason = reason;
             }

@@ -79,7 +79,8 @@ pub struct CheckArgs {
     /// (cross-account; the endpoint, VPC and security groups are read with your own credentials).
     #[arg(long, value_parser = validate::role_arn, conflicts_with = "no_aws")]
     api_role_arn: Option<String>,
-    /// Output format.
+    /// Output format. json/yaml: with --local the check report (`kubectl pvtapi schema`); in the
+    /// cluster the PrivateApiConnectivityCheck (its `status.report` holds the same diagnosis).
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
     output: Output,
     /// Colour the table: auto (only on a terminal, and not with NO_COLOR), always or never.
@@ -204,6 +205,9 @@ fn temporary_spec(args: &CheckArgs, t: &TargetArgs) -> Result<pvtapi_crds::Priva
     let Some(stage) = &t.stage else {
         return Err("--stage is required for a check in the cluster".into());
     };
+    if AccessMode::from(t.access) == AccessMode::CustomDomain && t.domain_name.is_none() {
+        return Err("--access custom-domain needs --domain-name".into());
+    }
     let mut api = serde_json::json!({
         "id": t.api_id, "region": t.region, "stage": stage,
         "path": t.path.clone().unwrap_or_else(|| "/".into()),

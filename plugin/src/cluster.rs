@@ -15,7 +15,7 @@ use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use pvtapi_crds::{PrivateApiConnectivityCheck, RootCause, conditions};
 
@@ -85,7 +85,7 @@ fn explain(err: &kube::Error, what: &str, ns: &str) -> Failure {
             "{what}: not found in namespace {ns} (kubectl pvtapi list -n {ns}, or -A for every namespace)"
         )),
         kube::Error::Api(s) if s.code == 403 => Failure(format!(
-            "{what}: forbidden ({}). You need get/list/watch (and patch for --rerun, create/delete for a temporary check) on privateapiconnectivitychecks.pvtapi.io in {ns}: ask your cluster admin for a Role like the chart's pvtapi-viewer",
+            "{what}: forbidden ({}). Reading checks needs get/list/watch on privateapiconnectivitychecks.pvtapi.io (a Role in {ns}, or a ClusterRole for -A); --rerun also needs patch, a temporary check create and delete: ask your cluster admin",
             s.message
         )),
         kube::Error::Api(s) if s.code == 401 => Failure(format!(
@@ -287,36 +287,50 @@ impl Drop for Progress {
     }
 }
 
-/// Waits on a watch until the check has a result newer than `before` (a different
-/// `lastRunId`), reporting what the operator is doing.
-pub async fn wait_for_result(
+/// Why a check cannot produce a result without a human, if its status says so (`Stalled=True`
+/// for the current generation): waiting would only time out.
+fn stalled(check: &PrivateApiConnectivityCheck) -> Option<String> {
+    let s = check.status.as_ref()?;
+    let c = s.conditions.iter().find(|c| c.type_ == conditions::STALLED && c.status == "True")?;
+    let current = c.observed_generation.is_some() && c.observed_generation == check.metadata.generation;
+    current.then(|| format!("{}: {}", c.reason, c.message))
+}
+
+/// Waits on a watch until `done` holds for the check (checked on the initial list too, so a
+/// result written before the watch started counts), reporting what the operator is doing.
+/// Transient watch errors are retried with backoff; a Stalled check ends the wait at once.
+pub async fn wait_for(
     api: &Api<PrivateApiConnectivityCheck>,
     name: &str,
-    before: Option<String>,
+    ns: &str,
     timeout: Duration,
+    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
 ) -> Result<PrivateApiConnectivityCheck, Failure> {
     let progress = Progress::new(&format!("waiting for the operator to run {name}…"));
     let start = Instant::now();
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher::watcher(api.clone(), config).boxed();
+    let mut stream = watcher::watcher(api.clone(), config).default_backoff().boxed();
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
             _ = &mut deadline => {
                 return Err(Failure(format!(
-                    "no result for {name} after {} s: is the operator running? (kubectl get pods -A -l app.kubernetes.io/name=pvtapi; its logs say why). Wait longer with --timeout",
+                    "no result for {ns}/{name} after {} s: is the operator running? (kubectl get pods -A -l app.kubernetes.io/name=pvtapi; its logs say why). Wait longer with --wait SECONDS",
                     timeout.as_secs()
                 )));
             }
             ev = stream.next() => match ev {
                 Some(Ok(watcher::Event::Apply(c) | watcher::Event::InitApply(c))) => {
-                    let status = c.status.as_ref();
-                    let run = status.and_then(|s| s.last_run_id.clone());
-                    if status.is_some_and(|s| s.root_cause.is_some()) && run.is_some() && run != before {
+                    if done(&c) {
                         return Ok(c);
                     }
-                    let reconciling = status
+                    if let Some(why) = stalled(&c) {
+                        return Err(Failure(format!("{ns}/{name} is stalled, the operator cannot run it: {why}")));
+                    }
+                    let reconciling = c
+                        .status
+                        .as_ref()
                         .and_then(|s| s.conditions.iter().find(|c| c.type_ == conditions::RECONCILING))
                         .filter(|c| c.status == "True")
                         .map(|c| c.message.clone());
@@ -326,13 +340,25 @@ pub async fn wait_for_result(
                         reconciling.map(|m| format!(" ({m})")).unwrap_or_default()
                     ));
                 }
-                Some(Ok(watcher::Event::Delete(_))) => return Err(Failure(format!("{name} was deleted while waiting"))),
+                Some(Ok(watcher::Event::Delete(_))) => return Err(Failure(format!("{ns}/{name} was deleted while waiting"))),
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(Failure(format!("watching {name}: {e}"))),
-                None => return Err(Failure(format!("the watch on {name} ended"))),
+                // Forbidden or missing: no retry helps.
+                Some(Err(watcher::Error::InitialListFailed(e))) if matches!(&e, kube::Error::Api(s) if s.code == 403 || s.code == 404) => {
+                    return Err(explain(&e, &format!("watching {name}"), ns));
+                }
+                // 410 Gone, a dropped connection…: the watcher recovers by itself.
+                Some(Err(e)) => progress.set(format!("waiting for the operator to run {name}… (watch: {e}; retrying)")),
+                None => return Err(Failure(format!("the watch on {ns}/{name} ended"))),
             }
         }
     }
+}
+
+/// A result for the check's current spec exists.
+fn has_current_result(c: &PrivateApiConnectivityCheck) -> bool {
+    c.status.as_ref().is_some_and(|s| {
+        s.root_cause.is_some() && s.observed_generation.is_some() && s.observed_generation == c.metadata.generation
+    })
 }
 
 /// `check NAME [--rerun]`.
@@ -345,24 +371,30 @@ pub async fn check_named(
     let ns = &cluster.namespace;
     let api: Api<PrivateApiConnectivityCheck> = Api::namespaced(cluster.client.clone(), ns);
     let check = api.get(name).await.map_err(|e| explain(&e, &format!("check {name}"), ns))?;
-    let before = check.status.as_ref().and_then(|s| s.last_run_id.clone());
     if !rerun {
-        if check.status.as_ref().is_some_and(|s| s.root_cause.is_some()) {
+        if has_current_result(&check) {
             return Ok(check);
         }
-        return wait_for_result(&api, name, before, timeout).await;
+        // No result yet, or the spec changed since: the operator is running it now.
+        return wait_for(&api, name, ns, timeout, has_current_result).await;
     }
+    // The run that acts on this value (`status.lastRunNow`) — not a scheduled run that was
+    // already in flight when we asked.
     let value = format!("kubectl-pvtapi-{}", Timestamp::now().as_millisecond());
     let mut annotations = serde_json::Map::new();
-    annotations.insert(conditions::RUN_NOW_ANNOTATION.to_owned(), value.into());
+    annotations.insert(conditions::RUN_NOW_ANNOTATION.to_owned(), value.clone().into());
     let patch = serde_json::json!({"metadata": {"annotations": annotations}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| explain(&e, &format!("asking {name} to run now"), ns))?;
-    wait_for_result(&api, name, before, timeout).await
+    wait_for(&api, name, ns, timeout, |c| {
+        has_current_result(c) && c.status.as_ref().and_then(|s| s.last_run_now.as_deref()) == Some(value.as_str())
+    })
+    .await
 }
 
-/// A temporary check (generateName), its first result, then deleted unless `keep`.
+/// A temporary check (generateName), its first result, then deleted unless `keep` — also when
+/// the wait fails or the user interrupts it (Ctrl-C).
 pub async fn check_temporary(
     cluster: &Cluster,
     spec: pvtapi_crds::PrivateApiConnectivityCheckSpec,
@@ -378,7 +410,10 @@ pub async fn check_temporary(
     let created =
         api.create(&PostParams::default(), &check).await.map_err(|e| explain(&e, "creating a temporary check", ns))?;
     let name = created.name_any();
-    let result = wait_for_result(&api, &name, None, timeout).await;
+    let result = tokio::select! {
+        r = wait_for(&api, &name, ns, timeout, has_current_result) => r,
+        _ = tokio::signal::ctrl_c() => Err(Failure(format!("interrupted while waiting for {ns}/{name}"))),
+    };
     if keep {
         eprintln!("kept {ns}/{name} (delete it with kubectl delete pac {name} -n {ns})");
     } else if let Err(e) = api.delete(&name, &DeleteParams::default()).await {

@@ -169,4 +169,10 @@ async fn check_name_rerun_temporary_and_list_against_the_operator() {
     let out = plugin(&cluster, &no_operator);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is the operator running"), "{}", show(&out));
+    let left = Api::<PrivateApiConnectivityCheck>::namespaced(cluster.admin(), &quiet)
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items;
+    assert!(left.is_empty(), "the temporary check is deleted after a failed wait too: {}", left.len());
 }

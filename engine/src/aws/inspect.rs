@@ -200,7 +200,6 @@ impl Inspector {
         }
     }
 
-    /// Inspects everything for one check. Never fails: gaps are facts too.
     /// Only what a probe needs before it runs — the endpoint (its DNS names, private DNS) and
     /// the API (its endpoint associations, for `auto` access) — from the same caches as
     /// [`Inspector::inspect`], without the network layer (that needs the probe's address).
@@ -208,6 +207,7 @@ impl Inspector {
         tokio::join!(self.api(api_id), self.endpoint(vpce_id))
     }
 
+    /// Inspects everything for one check. Never fails: gaps are facts too.
     pub async fn inspect(&self, req: &InspectRequest) -> AwsFacts {
         let (api, stage, endpoint, method) =
             tokio::join!(self.api(&req.api_id), self.stage(req), self.endpoint(&req.vpce_id), self.method(req));
