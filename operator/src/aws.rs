@@ -58,8 +58,21 @@ enum Slot {
 pub struct AwsConfig {
     /// Overrides every service endpoint (tests with moto); `AWS_ENDPOINT_URL` works as well.
     pub endpoint_url: Option<String>,
-    /// TTL of the facts cache and of the engine's per-resource caches.
+    /// How old the facts explaining a failure may be (and those of every run without a clean
+    /// probe): shorter than the shortest interval, so a failure is never explained with facts
+    /// older than the previous run.
     pub cache_ttl: Duration,
+    /// How old the facts of a run whose probe saw nothing wrong may be (they only feed
+    /// advisories), and those a probe pod is built from: a thousand healthy checks on one API
+    /// then cost one set of AWS calls per this period, not per `cache_ttl`.
+    pub healthy_max_age: Duration,
+}
+
+impl AwsConfig {
+    /// The caches keep entries this long: the longer of the two ages.
+    fn retention(&self) -> Duration {
+        self.cache_ttl.max(self.healthy_max_age)
+    }
 }
 
 /// The shared AWS side of the controller.
@@ -67,7 +80,7 @@ pub struct AwsConfig {
 pub struct AwsFactsService {
     config: AwsConfig,
     inspectors: tokio::sync::Mutex<HashMap<InspectorKey, Slot>>,
-    facts: Cache<FactsKey, AwsFacts>,
+    facts: Cache<FactsKey, (Instant, AwsFacts)>,
     recorder: CallRecorder,
     metrics: Arc<Metrics>,
     drain_lock: Mutex<()>,
@@ -84,7 +97,7 @@ pub struct PodHints {
 
 impl AwsFactsService {
     pub fn new(config: AwsConfig, metrics: Arc<Metrics>) -> AwsFactsService {
-        let facts = Cache::builder().max_capacity(10_000).time_to_live(config.cache_ttl).build();
+        let facts = Cache::builder().max_capacity(10_000).time_to_live(config.retention()).build();
         AwsFactsService {
             config,
             inspectors: tokio::sync::Mutex::new(HashMap::new()),
@@ -144,7 +157,7 @@ impl AwsFactsService {
                 Slot::Ready(Box::new(Inspector::cross_account(
                     &network,
                     &api_config,
-                    self.config.cache_ttl,
+                    self.config.retention(),
                     Some(self.recorder.clone()),
                 )))
             }
@@ -191,15 +204,18 @@ impl AwsFactsService {
     }
 
     /// The facts for a check. `request_id` (a failed invoke's) adds the execution-log lookup and
-    /// bypasses the facts cache; the engine's per-resource caches still apply.
-    /// `Err(reason)` when AWS cannot be read at all.
+    /// bypasses the facts cache; the engine's per-resource caches still apply. `probe_clean`: the
+    /// probe saw nothing wrong, so facts up to `healthy_max_age` old will do; otherwise they are
+    /// at most `cache_ttl` old. `Err(reason)` when AWS cannot be read at all.
     pub async fn facts(
         &self,
         spec: &PrivateApiConnectivityCheckSpec,
         client_ip: Option<IpAddr>,
         request_id: Option<String>,
+        probe_clean: bool,
     ) -> Result<AwsFacts, String> {
-        let inspector = self.inspector(spec).await?;
+        let max_age = if probe_clean { self.config.healthy_max_age } else { self.config.cache_ttl };
+        let inspector = self.inspector(spec).await?.with_max_age(max_age);
         let req = Self::request(spec, client_ip, request_id);
         let facts = if req.request_id.is_some() {
             self.metrics.aws_cache(false);
@@ -216,9 +232,18 @@ impl AwsFactsService {
                 custom_domain: req.custom_domain.clone(),
                 api_account_id: req.api_account_id.clone(),
             };
-            let entry = self.facts.entry(key.clone()).or_insert_with(async { inspector.inspect(&req).await }).await;
+            if let Some((at, _)) = self.facts.get(&key).await
+                && at.elapsed() > max_age
+            {
+                self.facts.invalidate(&key).await;
+            }
+            let entry = self
+                .facts
+                .entry(key.clone())
+                .or_insert_with(async { (Instant::now(), inspector.inspect(&req).await) })
+                .await;
             self.metrics.aws_cache(!entry.is_fresh());
-            let facts = entry.into_value();
+            let (_, facts) = entry.into_value();
             // Facts with gaps (throttling, a 5xx, a network error, a missing permission) are not
             // kept: the next run asks again rather than repeating a transient failure.
             if !facts.gaps.is_empty() {
@@ -234,7 +259,7 @@ impl AwsFactsService {
     /// `auto` access choice — two cached reads (endpoint, API), not a whole inspection: the
     /// network layer waits for the pod's address. `Err(reason)` when AWS cannot be read at all.
     pub async fn pod_hints(&self, spec: &PrivateApiConnectivityCheckSpec) -> Result<PodHints, String> {
-        let inspector = self.inspector(spec).await?;
+        let inspector = self.inspector(spec).await?.with_max_age(self.config.healthy_max_age);
         let (api, endpoint) = inspector.access_facts(&spec.api.id, &spec.endpoint.vpc_endpoint_id).await;
         self.drain_calls();
         let vpce_dns_names = endpoint

@@ -36,7 +36,7 @@ use pvtapi_crds::conditions::RUN_NOW_ANNOTATION;
 use pvtapi_crds::{AccessMode, CheckStatus, PrivateApiConnectivityCheck, validate};
 use pvtapi_engine::diagnosis::{Diagnosis, diagnose, probe_failed};
 use pvtapi_engine::probe::ProbeReport;
-use pvtapi_engine::probe::classify::InvokeClass;
+use pvtapi_engine::probe::classify::{InvokeClass, TcpOutcome};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::aws::{AwsConfig, AwsFactsService};
@@ -443,8 +443,11 @@ async fn finish(
                     .and_then(|ip| ip.parse().ok());
                 let request_id =
                     report.invoke.as_ref().filter(|i| i.class != InvokeClass::Ok).and_then(|i| i.request_id.clone());
+                // Nothing failed anywhere on the path: older facts will do (advisories only).
+                let clean = report.invoke.as_ref().is_some_and(|i| i.class == InvokeClass::Ok)
+                    && report.tcp.iter().all(|t| t.outcome == TcpOutcome::Connected);
                 let t = Instant::now();
-                let facts = ctx.aws.facts(spec, client_ip, request_id).await;
+                let facts = ctx.aws.facts(spec, client_ip, request_id, clean).await;
                 ctx.metrics.phase(Phase::Aws, t.elapsed());
                 facts
             } else {

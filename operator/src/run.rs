@@ -57,6 +57,12 @@ pub struct RunArgs {
     /// intervalSeconds).
     #[arg(long, env = "PVTAPI_AWS_CACHE_TTL_SECONDS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub aws_cache_ttl_seconds: u64,
+
+    /// How old the AWS facts of a run whose probe saw nothing wrong may be (they only feed
+    /// advisories), and those probe pods are built from. Failing runs always use facts at most
+    /// --aws-cache-ttl-seconds old.
+    #[arg(long, env = "PVTAPI_AWS_HEALTHY_FACTS_MAX_AGE_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub aws_healthy_facts_max_age_seconds: u64,
     /// How long a probe pod may stay Pending before the run counts as failed.
     #[arg(long, env = "PVTAPI_PENDING_DEADLINE_SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(5..=3600))]
     pub pending_deadline_seconds: u64,
@@ -76,6 +82,7 @@ impl RunArgs {
             aws: AwsConfig {
                 endpoint_url: self.aws_endpoint_url.clone(),
                 cache_ttl: Duration::from_secs(self.aws_cache_ttl_seconds),
+                healthy_max_age: Duration::from_secs(self.aws_healthy_facts_max_age_seconds),
             },
             keep_failed_pods: !self.no_keep_failed_pods,
             instance: instance.to_owned(),

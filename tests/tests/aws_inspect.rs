@@ -606,3 +606,28 @@ async fn aws_faults_are_named_gaps_and_are_not_cached() {
     assert!(facts.gaps.is_empty(), "after recovery every fact is read (nothing failed was cached): {:?}", facts.gaps);
     assert!(facts.api.known().is_some() && facts.endpoint.known().is_some() && facts.client.known().is_some());
 }
+
+/// A healthy run accepts older facts than a failing one: the same inspector reads nothing
+/// again within the healthy age, and everything again when only fresh facts will do.
+#[tokio::test]
+async fn cached_facts_are_reused_only_while_young_enough_for_the_caller() {
+    let moto = Moto::start();
+    let config = moto.sdk_config("us-east-1").await;
+    let world = build_world(&config, false).await;
+    let recorder = CallRecorder::default();
+    let inspector = Inspector::with_interceptor(&config, Duration::from_secs(600), Some(recorder.clone()));
+    let req = request(&world, false);
+    let first = inspector.with_max_age(Duration::from_secs(600)).inspect(&req).await;
+    assert!(first.gaps.is_empty(), "{:?}", first.gaps);
+    let cold = recorder.calls().len();
+    assert!(cold >= 5, "a cold inspection reads AWS: {cold} calls");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let again = inspector.with_max_age(Duration::from_secs(600)).inspect(&req).await;
+    assert_eq!(recorder.calls().len(), cold, "within the healthy age nothing is read again");
+    assert_eq!(again.endpoint, first.endpoint);
+    let fresh = inspector.with_max_age(Duration::from_secs(1)).inspect(&req).await;
+    assert!(fresh.gaps.is_empty());
+    let calls = recorder.calls().len();
+    // Subnet CIDRs never change and stay cached; every other fact is read again.
+    assert!(calls - cold >= cold - 2, "older than 1 s: read again ({cold} cold, then {} more)", calls - cold);
+}

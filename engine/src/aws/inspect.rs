@@ -53,20 +53,22 @@ pub const LOG_WINDOW: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone)]
 pub struct Inspector {
     region: String,
+    /// How old a cached fact may be for this inspector's callers ([`Inspector::with_max_age`]).
+    max_age: Duration,
     apigw: aws_sdk_apigateway::Client,
     ec2: aws_sdk_ec2::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
-    apis: Cache<String, Fact<ApiFacts>>,
-    stages: Cache<String, Fact<StageFacts>>,
-    deployments: Cache<String, Fact<DeploymentFacts>>,
-    methods: Cache<String, Fact<MethodFacts>>,
-    endpoints: Cache<String, Fact<EndpointFacts>>,
-    vpcs: Cache<String, Fact<VpcDnsAttributes>>,
-    clients: Cache<String, Fact<ClientFacts>>,
-    groups: Cache<String, Fact<Vec<SecurityGroup>>>,
-    interfaces: Cache<String, Fact<Vec<InterfaceFacts>>>,
-    domains: Cache<String, Fact<CustomDomainFacts>>,
-    acls: Cache<String, Fact<Vec<NetworkAcl>>>,
+    apis: FactCache<ApiFacts>,
+    stages: FactCache<StageFacts>,
+    deployments: FactCache<DeploymentFacts>,
+    methods: FactCache<MethodFacts>,
+    endpoints: FactCache<EndpointFacts>,
+    vpcs: FactCache<VpcDnsAttributes>,
+    clients: FactCache<ClientFacts>,
+    groups: FactCache<Vec<SecurityGroup>>,
+    interfaces: FactCache<Vec<InterfaceFacts>>,
+    domains: FactCache<CustomDomainFacts>,
+    acls: FactCache<Vec<NetworkAcl>>,
     subnets: Cache<String, std::collections::BTreeMap<String, String>>,
 }
 
@@ -80,19 +82,39 @@ fn cache<V: Clone + Send + Sync + 'static>(ttl: Duration) -> Cache<String, V> {
     Cache::builder().max_capacity(10_000).time_to_live(ttl).build()
 }
 
-/// `cache.get_with(key, load)` (one load for concurrent askers), but a fact that could not be
-/// read (`Unknown`: throttling, a 5xx, a network error, a missing permission) is not kept: the
-/// next run asks AWS again instead of repeating a transient failure for a whole TTL.
+/// A cached value and when it was read.
+#[derive(Clone)]
+struct Timed<V> {
+    at: std::time::Instant,
+    value: V,
+}
+
+type FactCache<T> = Cache<String, Timed<Fact<T>>>;
+
+/// The cached fact when it is at most `max_age` old, else `load` (one load for concurrent
+/// askers). A fact that could not be read (`Unknown`: throttling, a 5xx, a network error, a
+/// missing permission) is not kept: the next run asks AWS again instead of repeating a
+/// transient failure for a whole TTL.
 async fn remember_unless_unknown<T: Clone + Send + Sync + 'static>(
-    cache: &Cache<String, Fact<T>>,
+    cache: &FactCache<T>,
     key: String,
+    max_age: Duration,
     load: impl std::future::Future<Output = Fact<T>>,
 ) -> Fact<T> {
-    let fact = cache.get_with(key.clone(), load).await;
-    if matches!(fact, Fact::Unknown { .. }) {
+    if let Some(t) = cache.get(&key).await {
+        if t.at.elapsed() <= max_age {
+            return t.value;
+        }
         cache.invalidate(&key).await;
     }
-    fact
+    // Boxed: the SDK call futures are large, and a whole inspection joins a dozen of them (a
+    // debug build's 2 MiB test-thread stack overflowed without this).
+    let load = Box::pin(load);
+    let t = cache.get_with(key.clone(), async { Timed { at: std::time::Instant::now(), value: load.await } }).await;
+    if matches!(t.value, Fact::Unknown { .. }) {
+        cache.invalidate(&key).await;
+    }
+    t.value
 }
 
 /// A failed call, reduced to what a report needs.
@@ -182,6 +204,7 @@ impl Inspector {
         }
         Inspector {
             region: config.region().map(|r| r.to_string()).unwrap_or_default(),
+            max_age: ttl,
             apigw: aws_sdk_apigateway::Client::from_conf(apigw.build()),
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
@@ -198,6 +221,13 @@ impl Inspector {
             acls: cache(ttl),
             subnets: cache(ttl),
         }
+    }
+
+    /// The same clients and caches, reading cached facts only while they are at most `max_age`
+    /// old (never older than the TTL the inspector was built with: the caches evict then). A
+    /// healthy run can accept older facts than a failing one, whose facts explain the failure.
+    pub fn with_max_age(&self, max_age: Duration) -> Inspector {
+        Inspector { max_age, ..self.clone() }
     }
 
     /// Only what a probe needs before it runs — the endpoint (its DNS names, private DNS) and
@@ -298,7 +328,7 @@ impl Inspector {
 
     async fn api(&self, api_id: &str) -> Fact<ApiFacts> {
         let key = format!("{}/{api_id}", self.region);
-        remember_unless_unknown(&self.apis, key, async {
+        remember_unless_unknown(&self.apis, key, self.max_age, async {
             match self.apigw.get_rest_api().rest_api_id(api_id).send().await {
                 Ok(out) => {
                     let cfg = out.endpoint_configuration();
@@ -323,7 +353,7 @@ impl Inspector {
 
     async fn stage(&self, req: &InspectRequest) -> Fact<StageFacts> {
         let key = format!("{}/{}/{}", self.region, req.api_id, req.stage);
-        remember_unless_unknown(&self.stages, key, async {
+        remember_unless_unknown(&self.stages, key, self.max_age, async {
             match self.apigw.get_stage().rest_api_id(&req.api_id).stage_name(&req.stage).send().await {
                 Ok(out) => {
                     let all = out.method_settings().and_then(|m| m.get("*/*"));
@@ -358,7 +388,7 @@ impl Inspector {
 
     async fn deployment(&self, api_id: &str, deployment_id: &str) -> Fact<DeploymentFacts> {
         let key = format!("{}/{api_id}/{deployment_id}", self.region);
-        remember_unless_unknown(&self.deployments, key, async {
+        remember_unless_unknown(&self.deployments, key, self.max_age, async {
             match self.apigw.get_deployment().rest_api_id(api_id).deployment_id(deployment_id).send().await {
                 Ok(out) => Fact::Known {
                     value: DeploymentFacts {
@@ -374,7 +404,7 @@ impl Inspector {
 
     async fn method(&self, req: &InspectRequest) -> Fact<MethodFacts> {
         let key = format!("{}/{}/{}/{}", self.region, req.api_id, req.method, req.path);
-        remember_unless_unknown(&self.methods, key, async {
+        remember_unless_unknown(&self.methods, key, self.max_age, async {
             // One call: resources with their methods embedded (GetMethod only as a fallback).
             let resources = self
                 .apigw
@@ -457,7 +487,7 @@ impl Inspector {
 
     async fn endpoint(&self, vpce_id: &str) -> Fact<EndpointFacts> {
         let key = format!("{}/{vpce_id}", self.region);
-        remember_unless_unknown(&self.endpoints, key, async {
+        remember_unless_unknown(&self.endpoints, key, self.max_age, async {
             let out = match self.ec2.describe_vpc_endpoints().vpc_endpoint_ids(vpce_id).send().await {
                 Ok(out) => out,
                 Err(err) => {
@@ -498,7 +528,7 @@ impl Inspector {
 
     async fn vpc(&self, vpc_id: &str) -> Fact<VpcDnsAttributes> {
         let key = format!("{}/{vpc_id}", self.region);
-        remember_unless_unknown(&self.vpcs, key, async {
+        remember_unless_unknown(&self.vpcs, key, self.max_age, async {
             let attr = |name: VpcAttributeName| self.ec2.describe_vpc_attribute().vpc_id(vpc_id).attribute(name).send();
             let (support, hostnames) =
                 tokio::join!(attr(VpcAttributeName::EnableDnsSupport), attr(VpcAttributeName::EnableDnsHostnames));
@@ -529,7 +559,7 @@ impl Inspector {
     /// any number of probe pods (new IPs every run) are then found without more calls.
     async fn vpc_interfaces(&self, vpc_id: &str) -> Fact<Vec<InterfaceFacts>> {
         let key = format!("{}/{vpc_id}", self.region);
-        remember_unless_unknown(&self.interfaces, key, async {
+        remember_unless_unknown(&self.interfaces, key, self.max_age, async {
             let filter = Filter::builder().name("vpc-id").values(vpc_id).build();
             let pages = self
                 .ec2
@@ -561,7 +591,7 @@ impl Inspector {
 
     async fn client(&self, ip: IpAddr) -> Fact<ClientFacts> {
         let key = format!("{}/{ip}", self.region);
-        remember_unless_unknown(&self.clients, key, async {
+        remember_unless_unknown(&self.clients, key, self.max_age, async {
             // Secondary IPs (pods on the VPC CNI) are matched by this filter; the primary by the other.
             let filter = |name: &str| Filter::builder().name(name).values(ip.to_string()).build();
             let out = match self
@@ -603,7 +633,7 @@ impl Inspector {
     pub async fn custom_domain(&self, name: &str) -> Fact<CustomDomainFacts> {
         use aws_sdk_apigateway::types::ResourceOwner;
         let key = format!("{}/{name}", self.region);
-        remember_unless_unknown(&self.domains, key, async {
+        remember_unless_unknown(&self.domains, key, self.max_age, async {
             let action = "apigateway:GET";
             let listed = self
                 .apigw
@@ -684,7 +714,7 @@ impl Inspector {
             return Fact::Skipped { reason: "no security group ids known for the endpoint or the client".into() };
         }
         let key = format!("{}/{}", self.region, ids.join(","));
-        remember_unless_unknown(&self.groups, key, async {
+        remember_unless_unknown(&self.groups, key, self.max_age, async {
             match self.ec2.describe_security_groups().set_group_ids(Some(ids.to_vec())).send().await {
                 Ok(out) => {
                     let mut groups: Vec<SecurityGroup> = out.security_groups().iter().map(security_group).collect();
@@ -748,7 +778,7 @@ impl Inspector {
             return Fact::Skipped { reason: "no subnets known for the endpoint or the client".into() };
         }
         let key = format!("{}/{}", self.region, subnet_ids.join(","));
-        remember_unless_unknown(&self.acls, key, async {
+        remember_unless_unknown(&self.acls, key, self.max_age, async {
             let filter = Filter::builder().name("association.subnet-id").set_values(Some(subnet_ids.to_vec())).build();
             match self.ec2.describe_network_acls().filters(filter).send().await {
                 Ok(out) => Fact::Known { value: out.network_acls().iter().filter_map(network_acl).collect() },
