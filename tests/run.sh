@@ -40,4 +40,10 @@ eval "$(bash tests/substrate/cluster.sh start)"
 log "cargo test --workspace"
 cargo test --workspace --locked --no-fail-fast
 
+log "health checks (Argo CD Lua via gopher-lua, Flux CEL via cel-go)"
+(cd tests/health && GOTOOLCHAIN=local GOFLAGS=-mod=mod go test ./...)
+
+log "krew packaging (release-krew.sh, krew's own validator and install)"
+bash scripts/test-release-krew.sh
+
 log "done"

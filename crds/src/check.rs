@@ -180,7 +180,7 @@ pub struct EndpointRef {
 }
 
 /// How the client addresses a private API (design.md §2).
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
 pub enum AccessMode {
     /// Choose from AWS facts (private DNS, endpoint association).

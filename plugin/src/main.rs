@@ -5,6 +5,7 @@
 
 mod check;
 mod cluster;
+mod discover;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ enum Command {
     },
     /// List the checks and their last results (one LIST call).
     List(ListArgs),
+    /// Find the private APIs your workloads call (pod env, ConfigMaps) and print checks for them.
+    Discover(DiscoverArgs),
     /// Print the JSON Schema of `check -o json` (pvtapi.io/check-report/v1), for jq, alerts, CI.
     Schema,
     /// Print the plugin's version.
@@ -51,6 +54,28 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Looks for execute-api hostnames (private DNS, endpoint alias and the endpoint's own names) in \
+    the env of running pods and in ConfigMaps (also those pulled in with envFrom); reads pods and ConfigMaps only, never \
+    Secrets. Private custom domains cannot be recognised by name: add checks for them by hand.\n\n\
+    Examples:\n  kubectl pvtapi discover -A\n  kubectl pvtapi discover -n payments -o yaml > checks.yaml   # review, fill in what is commented, commit"
+)]
+struct DiscoverArgs {
+    /// Every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// table: what was found where; yaml: PrivateApiConnectivityCheck manifests to commit.
+    #[arg(short = 'o', long, value_enum, default_value_t = DiscoverFormat::Table)]
+    output: DiscoverFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum DiscoverFormat {
+    Table,
+    Yaml,
 }
 
 #[derive(Debug, clap::Args)]
@@ -126,6 +151,79 @@ async fn list(args: ListArgs, kube: &cluster::KubeArgs) -> u8 {
     0
 }
 
+async fn discover(args: DiscoverArgs, kube: &cluster::KubeArgs) -> u8 {
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use kube::api::{Api, ListParams};
+    let cluster = match kube.connect().await {
+        Ok(c) => c,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return 2;
+        }
+    };
+    let (pods, cms): (Api<Pod>, Api<ConfigMap>) = if args.all_namespaces {
+        (Api::all(cluster.client.clone()), Api::all(cluster.client.clone()))
+    } else {
+        (
+            Api::namespaced(cluster.client.clone(), &cluster.namespace),
+            Api::namespaced(cluster.client.clone(), &cluster.namespace),
+        )
+    };
+    let where_ =
+        if args.all_namespaces { "all namespaces".to_owned() } else { format!("namespace {}", cluster.namespace) };
+    let forbidden = |what: &str, e: kube::Error| {
+        eprintln!(
+            "error: cannot list {what} in {where_}: {e}. discover needs list on pods and configmaps{}",
+            if args.all_namespaces { " cluster-wide" } else { "" }
+        );
+        2
+    };
+    let pods = match pods.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => return forbidden("pods", e),
+    };
+    let cms = match cms.list(&ListParams::default()).await {
+        Ok(l) => l.items,
+        Err(e) => return forbidden("configmaps", e),
+    };
+    let found = discover::findings(&pods, &cms);
+    if found.is_empty() {
+        eprintln!(
+            "No execute-api hostname in the env of {} pods or in {} ConfigMaps in {where_}.",
+            pods.len(),
+            cms.len()
+        );
+        return 0;
+    }
+    match args.output {
+        DiscoverFormat::Yaml => print!("{}", discover::manifests(&found)),
+        DiscoverFormat::Table => {
+            let mut rows =
+                vec![["NAMESPACE", "WORKLOAD", "SOURCE", "API", "ENDPOINT", "ACCESS", "HOST"].map(str::to_owned)];
+            for f in &found {
+                let access = serde_json::to_value(f.call.access).ok().and_then(|v| v.as_str().map(str::to_owned));
+                rows.push([
+                    f.namespace.clone(),
+                    f.workload.clone(),
+                    f.source.clone(),
+                    f.call.api_id.clone().unwrap_or_else(|| "?".into()),
+                    f.call.vpce_id.clone().unwrap_or_else(|| "?".into()),
+                    access.unwrap_or_default(),
+                    f.call.host.clone(),
+                ]);
+            }
+            let widths: Vec<usize> =
+                (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+            for r in rows {
+                let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+                println!("{}", line.join("   ").trim_end());
+            }
+            eprintln!("\n`kubectl pvtapi discover -o yaml` prints these as PrivateApiConnectivityCheck manifests.");
+        }
+    }
+    0
+}
+
 fn explain(code: RootCause) -> String {
     format!("{}  [{}]\n  {}\n  Fix: {}\n", code.code(), code.area(), code.meaning(), code.typical_fix())
 }
@@ -152,6 +250,16 @@ fn main() -> ExitCode {
                 }
             };
             ExitCode::from(runtime.block_on(list(args, &cli.kube)))
+        }
+        Command::Discover(args) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(err) => {
+                    eprintln!("error: cannot start the async runtime: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            ExitCode::from(runtime.block_on(discover(args, &cli.kube)))
         }
         Command::Version => {
             println!("kubectl-pvtapi {}", env!("CARGO_PKG_VERSION"));

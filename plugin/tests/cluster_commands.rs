@@ -176,3 +176,116 @@ async fn check_name_rerun_temporary_and_list_against_the_operator() {
         .items;
     assert!(left.is_empty(), "the temporary check is deleted after a failed wait too: {}", left.len());
 }
+
+/// `discover`: a Deployment's env and its envFrom ConfigMap, and a ConfigMap nobody uses, each
+/// with a different hostname shape → one finding each with its access mode; `-o yaml` gives
+/// manifests the apiserver accepts when complete and refuses (naming the field) when the URL
+/// could not tell everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_finds_the_apis_workloads_call_and_prints_checks_for_them() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let cluster = Cluster::from_env().await;
+    cluster.control_plane().install_crd().await;
+    let ns = cluster.namespace("plugin-discover", Some("restricted")).await;
+    let cms: Api<ConfigMap> = Api::namespaced(cluster.admin(), &ns);
+    for (name, key, value) in [
+        (
+            "settings",
+            "API_URL",
+            "https://vpce-0123456789abcdef0-ab12cd34.execute-api.us-east-1.vpce.amazonaws.com/prod/items",
+        ),
+        (
+            "unused",
+            "endpoint",
+            "https://abcde12345-vpce-0fedcba9876543210.execute-api.us-east-1.amazonaws.com/v1/health",
+        ),
+        ("noise", "url", "https://example.com/prod and s3.us-east-1.amazonaws.com"),
+    ] {
+        let cm = ConfigMap {
+            metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+            data: Some([(key.to_owned(), value.to_owned())].into()),
+            ..Default::default()
+        };
+        cms.create(&PostParams::default(), &cm).await.expect("ConfigMap");
+    }
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "orders"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "orders"}},
+            "template": {
+                "metadata": {"labels": {"app": "orders"}},
+                "spec": {
+                    "automountServiceAccountToken": false,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "app", "image": cluster.pause_image, "imagePullPolicy": "Never",
+                        "env": [{"name": "ORDERS_URL", "value": "https://abcde12345.execute-api.us-east-1.amazonaws.com/prod/health"}],
+                        "envFrom": [{"configMapRef": {"name": "settings"}}],
+                        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": true}
+                    }]
+                }
+            }
+        }
+    }))
+    .expect("deployment");
+    Api::<Deployment>::namespaced(cluster.admin(), &ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create deployment");
+    // The ReplicaSet controller creates the pod; discover reads pods.
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cluster.admin(), &ns);
+    for _ in 0..300 {
+        if !pods.list(&ListParams::default()).await.expect("pods").items.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let out = plugin(&cluster, &["discover", "-n", &ns]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let text = stdout(&out);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "three calls: {text}");
+    assert!(
+        rows.iter()
+            .any(|r| r.contains("deployment/orders") && r.contains("env ORDERS_URL") && r.contains("privateDns")),
+        "{text}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains("deployment/orders")
+            && r.contains("configmap/settings key API_URL")
+            && r.contains("endpointHost")),
+        "envFrom attributes the ConfigMap to the workload: {text}"
+    );
+    assert!(rows.iter().any(|r| r.contains("configmap/unused") && r.contains("endpointAlias")), "{text}");
+
+    let out = plugin(&cluster, &["discover", "-n", &ns, "-o", "yaml"]);
+    let yaml = stdout(&out);
+    assert_eq!(yaml.matches("kind: PrivateApiConnectivityCheck").count(), 3, "{yaml}");
+    // Each manifest alone through the apiserver's validation: the alias one is complete; the
+    // others leave a field the URL cannot tell, and the apiserver names it.
+    let kubectl = |doc: &str| {
+        let path = std::env::temp_dir().join(format!("{ns}-{}.yaml", doc.len()));
+        std::fs::write(&path, doc).expect("write");
+        let bin = std::env::var("PVTAPI_KUBE_BIN").expect("PVTAPI_KUBE_BIN");
+        Command::new(std::path::Path::new(&bin).join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(cluster.control_plane().kubeconfig())
+            .args(["apply", "--dry-run=server", "-f"])
+            .arg(&path)
+            .output()
+            .expect("kubectl")
+    };
+    for doc in yaml.split("---\n").filter(|d| d.contains("kind:")) {
+        let out = kubectl(doc);
+        if doc.contains("access: endpointAlias") {
+            assert!(out.status.success(), "the complete manifest is accepted: {}\n{doc}", show(&out));
+        } else {
+            assert!(!out.status.success(), "an incomplete manifest is refused: {doc}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("vpcEndpointId") || err.contains("spec.api.id"), "names the missing field: {err}");
+        }
+    }
+}
