@@ -8,19 +8,17 @@
 //! write side of [`DISRUPTIVE`]; the others hold the read side. (Other test binaries never run
 //! at the same time as this one: cargo runs test binaries one after another.)
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use pvtapi_crds::{PrivateApiConnectivityCheck, RootCause, conditions};
-use pvtapi_testkit::apigw::{FrontEnd, Reply, TestCa, default_names, requires_api_identity};
 use pvtapi_testkit::cluster::{Cluster, ClusterDns};
 use pvtapi_testkit::faults::{AwsFault, FaultProxy};
 use pvtapi_testkit::moto::Moto;
 use pvtapi_testkit::operator::{
-    OperatorOptions, OperatorProcess, apply_and_wait, assert_no_probe_pods_left, check, condition, new_result_since,
-    root_cause_is, run_now, running_probe_pod, wait_check,
+    HealthyApi, OperatorOptions, OperatorProcess, apply_and_wait, assert_no_probe_pods_left, check, condition,
+    new_result_since, root_cause_is, run_now, running_probe_pod, wait_check,
 };
 use pvtapi_testkit::world::{self, WorldSpec};
 use tokio::sync::RwLock;
@@ -257,27 +255,7 @@ async fn the_dns_server_down_is_a_dns_failure_and_the_next_run_after_it_is_healt
 
     // A healthy world without AWS: the front end on an endpoint address, its CA in a ConfigMap.
     let api_id = "zzzzz99986";
-    let ip = Ipv4Addr::new(10, 0, 1, 244);
-    let _address = cluster.local_address(ip);
-    let ca = TestCa::new();
-    let names = default_names("us-east-1");
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let _front = FrontEnd::for_names_at(
-        &ca,
-        &names,
-        SocketAddr::from((ip, 443)),
-        requires_api_identity(api_id, Reply::ok("{}")),
-    )
-    .await;
-    let host = format!("{api_id}.execute-api.us-east-1.amazonaws.com");
-    let _dns = cluster.dns(&[(host.as_str(), IpAddr::V4(ip))]);
-    let cms: Api<ConfigMap> = Api::namespaced(cluster.admin(), &ns);
-    let cm = ConfigMap {
-        metadata: kube::api::ObjectMeta { name: Some("ca".into()), ..Default::default() },
-        data: Some([("ca.crt".to_owned(), std::fs::read_to_string(ca.bundle_path()).expect("CA"))].into()),
-        ..Default::default()
-    };
-    cms.create(&PostParams::default(), &cm).await.expect("CA ConfigMap");
+    let _api = HealthyApi::start(&cluster, &ns, api_id, Ipv4Addr::new(10, 0, 1, 244), "ca").await;
     let _operator = operator(&cluster, &ns, Vec::new());
     let c = check(
         &ns,

@@ -2,15 +2,14 @@
 //! against the local cluster with the operator running (its probe pods on the real node):
 //! output, exit codes, and the errors a user meets (not found, forbidden, no operator).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, PostParams};
 use pvtapi_crds::PrivateApiConnectivityCheck;
-use pvtapi_testkit::apigw::{FrontEnd, Reply, TestCa, default_names, requires_api_identity};
 use pvtapi_testkit::cluster::Cluster;
-use pvtapi_testkit::operator::{OperatorOptions, OperatorProcess, apply_and_wait, check, new_result_since};
+use pvtapi_testkit::operator::{HealthyApi, OperatorOptions, OperatorProcess, apply_and_wait, check, new_result_since};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
 
@@ -45,25 +44,7 @@ async fn check_name_rerun_temporary_and_list_against_the_operator() {
     let _operator = OperatorProcess::start(&cluster.operator_bin, &cluster, &ns, &OperatorOptions::default());
 
     // A healthy API: the front end on an endpoint address, its CA in a ConfigMap.
-    let ip = Ipv4Addr::new(10, 0, 1, 237);
-    let _address = cluster.local_address(ip);
-    let ca = TestCa::new();
-    let names = default_names("us-east-1");
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let _front = FrontEnd::for_names_at(
-        &ca,
-        &names,
-        SocketAddr::from((ip, 443)),
-        requires_api_identity("zzzzz99951", Reply::ok("{}")),
-    )
-    .await;
-    let _dns = cluster.dns(&[("zzzzz99951.execute-api.us-east-1.amazonaws.com", IpAddr::V4(ip))]);
-    let cm = ConfigMap {
-        metadata: kube::api::ObjectMeta { name: Some("ca".into()), ..Default::default() },
-        data: Some([("ca.crt".to_owned(), std::fs::read_to_string(ca.bundle_path()).expect("CA"))].into()),
-        ..Default::default()
-    };
-    Api::<ConfigMap>::namespaced(cluster.admin(), &ns).create(&PostParams::default(), &cm).await.expect("ConfigMap");
+    let _api = HealthyApi::start(&cluster, &ns, "zzzzz99951", Ipv4Addr::new(10, 0, 1, 237), "ca").await;
     let healthy = check(&ns, "healthy", "zzzzz99951", serde_json::json!({"probe": {"caBundle": {"configMap": "ca"}}}));
     apply_and_wait(&cluster, &healthy, "a first result", |c| new_result_since(c, None)).await;
     // A failing one: nobody serves this API's name (NXDOMAIN).

@@ -250,3 +250,51 @@ pub async fn run_now(api: &Api<PrivateApiConnectivityCheck>, name: &str, value: 
 pub fn new_result_since(check: &PrivateApiConnectivityCheck, before: Option<&str>) -> bool {
     check.status.as_ref().is_some_and(|s| s.root_cause.is_some() && s.last_run_id.as_deref() != before)
 }
+
+/// A healthy private API for probe pods: the TLS front end (API Gateway's default names, signed
+/// by a test CA) on an endpoint address of the bridge at :443 answering 200 for `api_id`, the
+/// API host on the cluster DNS, and the CA as ConfigMap `configmap` (key `ca.crt`) in `ns` for
+/// `spec.probe.caBundle`. The address, DNS record and listener go away on drop.
+#[derive(Debug)]
+pub struct HealthyApi {
+    pub ca: crate::apigw::TestCa,
+    _front: crate::apigw::FrontEnd,
+    _dns: crate::cluster::ClusterDns,
+    _address: crate::cluster::LocalAddress,
+}
+
+impl HealthyApi {
+    pub async fn start(
+        cluster: &Cluster,
+        ns: &str,
+        api_id: &str,
+        ip: std::net::Ipv4Addr,
+        configmap: &str,
+    ) -> HealthyApi {
+        use crate::apigw::{FrontEnd, Reply, TestCa, default_names, requires_api_identity};
+        let address = cluster.local_address(ip);
+        let ca = TestCa::new();
+        let names = default_names("us-east-1");
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let front = FrontEnd::for_names_at(
+            &ca,
+            &names,
+            std::net::SocketAddr::from((ip, 443)),
+            requires_api_identity(api_id, Reply::ok("{}")),
+        )
+        .await;
+        let host = format!("{api_id}.execute-api.us-east-1.amazonaws.com");
+        let dns = cluster.dns(&[(host.as_str(), std::net::IpAddr::V4(ip))]);
+        let pem = std::fs::read_to_string(ca.bundle_path()).unwrap_or_else(|e| panic!("read the test CA: {e}"));
+        let cm = k8s_openapi::api::core::v1::ConfigMap {
+            metadata: kube::api::ObjectMeta { name: Some(configmap.into()), ..Default::default() },
+            data: Some([("ca.crt".to_owned(), pem)].into()),
+            ..Default::default()
+        };
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(cluster.admin(), ns)
+            .create(&kube::api::PostParams::default(), &cm)
+            .await
+            .unwrap_or_else(|e| panic!("create ConfigMap {ns}/{configmap}: {e}"));
+        HealthyApi { ca, _front: front, _dns: dns, _address: address }
+    }
+}

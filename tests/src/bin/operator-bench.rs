@@ -19,20 +19,19 @@
 //! The operator binary: `PVTAPI_OPERATOR_BIN`, else `$CARGO_TARGET_DIR/debug/pvtapi-operator`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use pvtapi_crds::PrivateApiConnectivityCheck;
-use pvtapi_testkit::apigw::{FrontEnd, Reply, TestCa, default_names, requires_api_identity};
 use pvtapi_testkit::cluster::Cluster;
 use pvtapi_testkit::moto::Moto;
-use pvtapi_testkit::operator::{OperatorOptions, OperatorProcess, check, run_now};
+use pvtapi_testkit::operator::{HealthyApi, OperatorOptions, OperatorProcess, check, run_now};
 use pvtapi_testkit::world::{self, WorldSpec};
 
 fn operator_bin() -> PathBuf {
@@ -221,27 +220,7 @@ async fn scale(cluster: &Cluster, n: usize) {
     let w =
         world::build(&config, &WorldSpec { resource_policy: Some(resource_policy.into()), ..Default::default() }).await;
     world::add_pod_interfaces(&config, &w, &cluster.pod_addresses).await;
-    let ip = Ipv4Addr::new(10, 0, 1, 236);
-    let _address = cluster.local_address(ip);
-    let ca = TestCa::new();
-    let names = default_names("us-east-1");
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let _front = FrontEnd::for_names_at(
-        &ca,
-        &names,
-        SocketAddr::from((ip, 443)),
-        requires_api_identity(world::API_ID, Reply::ok("{}")),
-    )
-    .await;
-    let host = format!("{}.execute-api.us-east-1.amazonaws.com", world::API_ID);
-    let _dns = cluster.dns(&[(host.as_str(), IpAddr::V4(ip))]);
-    let cms: Api<ConfigMap> = Api::namespaced(cluster.admin(), &ns);
-    let cm = ConfigMap {
-        metadata: kube::api::ObjectMeta { name: Some("ca".into()), ..Default::default() },
-        data: Some([("ca.crt".to_owned(), std::fs::read_to_string(ca.bundle_path()).expect("CA"))].into()),
-        ..Default::default()
-    };
-    cms.create(&PostParams::default(), &cm).await.expect("CA ConfigMap");
+    let _api = HealthyApi::start(cluster, &ns, world::API_ID, Ipv4Addr::new(10, 0, 1, 236), "ca").await;
 
     let port = pvtapi_testkit::peers::free_port(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let env = moto.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
