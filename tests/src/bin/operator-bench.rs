@@ -290,7 +290,10 @@ async fn scale(cluster: &Cluster, n: usize) {
         }
     }
     let total_calls: f64 = calls.values().sum();
-    println!("operator-bench scale: {n} checks on one API and endpoint (moto), one operator (debug build)");
+    println!(
+        "operator-bench scale: {n} checks on one API and endpoint (moto), one operator ({})",
+        operator_bin().display()
+    );
     println!(
         "  checks created in {:.1} s; every check has a first result after {:.1} s",
         created.as_secs_f64(),
