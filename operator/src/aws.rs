@@ -203,8 +203,9 @@ impl AwsFactsService {
         }
     }
 
-    /// The facts for a check. `request_id` (a failed invoke's) adds the execution-log lookup and
-    /// bypasses the facts cache; the engine's per-resource caches still apply. `probe_clean`: the
+    /// The facts for a check. `request_id` (a failed invoke's) adds the execution-log lookup;
+    /// like any run that is not clean it bypasses the facts cache (the engine's per-resource
+    /// caches still apply). `probe_clean`: the
     /// probe saw nothing wrong, so facts up to `healthy_max_age` old will do; otherwise they are
     /// at most `cache_ttl` old. `Err(reason)` when AWS cannot be read at all.
     pub async fn facts(
@@ -217,7 +218,10 @@ impl AwsFactsService {
         let max_age = if probe_clean { self.config.healthy_max_age } else { self.config.cache_ttl };
         let inspector = self.inspector(spec).await?.with_max_age(max_age);
         let req = Self::request(spec, client_ip, request_id);
-        let facts = if req.request_id.is_some() {
+        // The whole-facts cache serves clean runs only: an entry is as old as its oldest part,
+        // which its own read time does not tell, while the per-resource caches hold a failing
+        // run to `cache_ttl` exactly.
+        let facts = if req.request_id.is_some() || !probe_clean {
             self.metrics.aws_cache(false);
             inspector.inspect(&req).await
         } else {

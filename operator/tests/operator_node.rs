@@ -185,6 +185,11 @@ async fn when_the_leader_dies_the_other_replica_takes_over_without_running_a_che
     })
     .await;
     assert_eq!(first.status.as_ref().map(|s| s.history.len()), Some(1), "one run: {:?}", first.status);
+    // Exactly one replica ever believed it held the lease (both start at once: the race to
+    // create the Lease is where two winners would show).
+    let acquired: Vec<&str> =
+        replicas.iter().filter(|(_, p)| p.log().contains("leader lease acquired")).map(|(name, _)| *name).collect();
+    assert_eq!(acquired.len(), 1, "one leader at a time, not {acquired:?}");
 
     let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(cluster.admin(), &ns);
     let holder = leases
