@@ -228,39 +228,23 @@ fn explain(code: RootCause) -> String {
     format!("{}  [{}]\n  {}\n  Fix: {}\n", code.code(), code.area(), code.meaning(), code.typical_fix())
 }
 
+/// Runs a command's future to its exit code on a single-threaded runtime.
+fn block_on(command: impl std::future::Future<Output = u8>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => ExitCode::from(runtime.block_on(command)),
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check(args) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(err) => {
-                    eprintln!("error: cannot start the async runtime: {err}");
-                    return ExitCode::from(2);
-                }
-            };
-            ExitCode::from(runtime.block_on(check::run(*args, &cli.kube)))
-        }
-        Command::List(args) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(err) => {
-                    eprintln!("error: cannot start the async runtime: {err}");
-                    return ExitCode::from(2);
-                }
-            };
-            ExitCode::from(runtime.block_on(list(args, &cli.kube)))
-        }
-        Command::Discover(args) => {
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(err) => {
-                    eprintln!("error: cannot start the async runtime: {err}");
-                    return ExitCode::from(2);
-                }
-            };
-            ExitCode::from(runtime.block_on(discover(args, &cli.kube)))
-        }
+        Command::Check(args) => block_on(check::run(*args, &cli.kube)),
+        Command::List(args) => block_on(list(args, &cli.kube)),
+        Command::Discover(args) => block_on(discover(args, &cli.kube)),
         Command::Version => {
             println!("kubectl-pvtapi {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
