@@ -16,7 +16,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::rr::RecordType;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use pvtapi_crds::AccessMode;
@@ -25,7 +25,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::classify::{self, AddressClass, InvokeAnswer, InvokeClass, TcpOutcome};
+use super::answers;
+use super::classify::{self, AddressClass, InvokeClass, TcpOutcome};
 use super::proxy::{self, ProxyEnv};
 use super::report::{
     AccessChoice, DnsComparison, DnsOutcome, DnsResult, InvokeResult, ProbeReport, REPORT_VERSION, ResolvedAddress,
@@ -38,10 +39,9 @@ use crate::dns::{Nameserver, build_resolver};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest response head (status line + headers) accepted.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Addresses kept per name (a DNS answer with hundreds of records is cut here).
-pub const MAX_ADDRESSES_PER_NAME: usize = 16;
 /// Distinct addresses connected to in one run.
 pub const MAX_CONNECT_ADDRESSES: usize = 16;
+pub use super::answers::MAX_ADDRESSES_PER_NAME;
 
 /// Everything one probe run needs.
 #[derive(Clone, Debug)]
@@ -327,68 +327,20 @@ async fn resolve(resolver: &TokioResolver, host: &Host, timeout: Duration) -> Dn
         }
     };
     let (a, aaaa) = tokio::join!(query(RecordType::A), query(RecordType::AAAA));
-    let mut result = DnsResult {
-        host: host.name.clone(),
-        role: host.role,
-        outcome: DnsOutcome::NoData,
-        addresses: Vec::new(),
-        ttl: None,
-        cnames: Vec::new(),
-        error: None,
-        ms: 0,
-    };
-    let mut outcomes = Vec::new();
-    for answer in [a, aaaa] {
-        match answer {
-            Ok(lookup) => {
-                for record in lookup.answers() {
-                    let ip = match &record.data {
-                        RData::A(a) => Some(IpAddr::V4(a.0)),
-                        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                        RData::CNAME(c) => {
-                            let target = c.0.to_string();
-                            if result.cnames.len() < 8 && !result.cnames.contains(&target) {
-                                result.cnames.push(target);
-                            }
-                            None
-                        }
-                        _ => None,
-                    };
-                    if let Some(ip) = ip {
-                        result.ttl = Some(result.ttl.map_or(record.ttl, |t| t.min(record.ttl)));
-                        if result.addresses.len() < MAX_ADDRESSES_PER_NAME
-                            && !result.addresses.iter().any(|a| a.ip == ip)
-                        {
-                            result.addresses.push(ResolvedAddress { ip, class: classify::classify_address(ip) });
-                        }
-                    }
-                }
-                outcomes.push(DnsOutcome::Resolved);
-            }
-            Err(None) => {
-                outcomes.push(DnsOutcome::Timeout);
-                result.error = Some(format!("no answer within {}s", timeout.as_secs_f32()));
-            }
-            Err(Some(err)) => {
-                let outcome = dns_error_outcome(&err);
-                if outcome != DnsOutcome::NoData {
-                    result.error = Some(err.to_string());
-                }
-                outcomes.push(outcome);
-            }
-        }
-    }
-    result.outcome = if !result.addresses.is_empty() {
-        DnsOutcome::Resolved
-    } else {
-        // Most telling failure first: NXDOMAIN, then server errors, then timeouts, then no data.
-        [DnsOutcome::NxDomain, DnsOutcome::ServFail, DnsOutcome::Refused, DnsOutcome::Error, DnsOutcome::Timeout]
-            .into_iter()
-            .find(|o| outcomes.contains(o))
-            .unwrap_or(DnsOutcome::NoData)
-    };
+    let mut result = answers::dns_result(host, [lookup(&a), lookup(&aaaa)], timeout);
     result.ms = ms(started.elapsed());
     result
+}
+
+/// One lookup's result (`Err(None)`: no answer within the timeout) as [`answers::dns_result`] takes it.
+fn lookup(
+    answer: &Result<hickory_resolver::lookup::Lookup, Option<hickory_resolver::net::NetError>>,
+) -> answers::Lookup<'_> {
+    match answer {
+        Ok(lookup) => answers::Lookup::Answered(lookup.answers()),
+        Err(None) => answers::Lookup::TimedOut,
+        Err(Some(err)) => answers::Lookup::Failed { outcome: dns_error_outcome(err), error: err.to_string() },
+    }
 }
 
 fn dns_error_outcome(err: &hickory_resolver::net::NetError) -> DnsOutcome {
@@ -533,13 +485,7 @@ async fn invoke(stream: TlsStream<TcpStream>, plan: &InvokePlan, input: &ProbeIn
     };
     let ttfb = ms(started.elapsed());
     let status = response.status().as_u16();
-    let header = |name: &str| {
-        response.headers().get(name).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(256).collect::<String>())
-    };
-    result.status = Some(status);
-    result.request_id = header("x-amzn-requestid");
-    result.error_type = header("x-amzn-errortype");
-    result.apigw_id = header("x-amz-apigw-id");
+    answers::record_head(&mut result, status, response.headers());
 
     let mut body = response.into_body();
     let mut buf: Vec<u8> = Vec::new();
@@ -570,18 +516,7 @@ async fn invoke(stream: TlsStream<TcpStream>, plan: &InvokePlan, input: &ProbeIn
         }
     }
     driver.abort();
-    result.body_bytes = buf.len() as u64;
-    result.class = classify::classify_answer(
-        &InvokeAnswer { status, error_type: result.error_type.as_deref(), body: &buf },
-        &input.expected_statuses,
-    );
-    result.message = classify::error_message(&buf).map(|m| m.chars().take(512).collect());
-    if result.message.is_none() && !buf.is_empty() && result.class != InvokeClass::Ok {
-        let text = String::from_utf8_lossy(&buf[..buf.len().min(1024)]);
-        let snippet: String =
-            text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(256).collect::<String>().trim().to_owned();
-        result.body_snippet = (!snippet.is_empty()).then_some(snippet);
-    }
+    answers::record_body(&mut result, status, &buf, &input.expected_statuses);
     result.error = read_error;
     (result, Some(ttfb))
 }
