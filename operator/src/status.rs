@@ -174,9 +174,10 @@ pub fn area_conditions(d: &Diagnosis, generation: i64, now: Timestamp) -> Vec<Co
 }
 
 /// The last report, kept under [`MAX_REPORT_BYTES`]: the diagnosis always; the probe's
-/// evidence while it fits. Dropped in this order: probe TCP results, probe DNS results, the whole
-/// probe report, the list of unchecked facts, evidence beyond five lines, remediation beyond
-/// three. What was dropped is listed in `truncated`.
+/// evidence while it fits. Dropped in this order: the fixes' argv (their `commandLine` says the
+/// same), probe TCP results, probe DNS results, the whole probe report, the list of unchecked
+/// facts, the fixes' policy documents (the command still carries them), evidence beyond five
+/// lines, remediation beyond three, the fixes. What was dropped is listed in `truncated`.
 pub fn bounded_report(d: &Diagnosis, probe: Option<&ProbeReport>, failure: Option<&ProbeFailure>) -> serde_json::Value {
     let mut v = serde_json::json!({ "diagnosis": d });
     if let Some(p) = probe
@@ -190,7 +191,17 @@ pub fn bounded_report(d: &Diagnosis, probe: Option<&ProbeReport>, failure: Optio
     let size = |v: &serde_json::Value| serde_json::to_string(v).map(|s| s.len()).unwrap_or(usize::MAX);
     let mut truncated: Vec<&str> = Vec::new();
     type Step = (&'static str, fn(&mut serde_json::Value) -> bool);
-    let steps: [Step; 6] = [
+    fn each_fix(v: &mut serde_json::Value, field: &str) -> bool {
+        v["diagnosis"]["fixes"].as_array_mut().is_some_and(|fixes| {
+            let mut any = false;
+            for f in fixes.iter_mut().filter_map(|f| f.as_object_mut()) {
+                any |= f.remove(field).is_some();
+            }
+            any
+        })
+    }
+    let steps: [Step; 9] = [
+        ("diagnosis.fixes.awsCli", |v| each_fix(v, "awsCli")),
         ("probe.tcp", |v| {
             v.get_mut("probe").and_then(|p| p.as_object_mut()).is_some_and(|p| p.remove("tcp").is_some())
         }),
@@ -199,6 +210,7 @@ pub fn bounded_report(d: &Diagnosis, probe: Option<&ProbeReport>, failure: Optio
         }),
         ("probe", |v| v.as_object_mut().is_some_and(|o| o.remove("probe").is_some())),
         ("diagnosis.unchecked", |v| v["diagnosis"].as_object_mut().is_some_and(|o| o.remove("unchecked").is_some())),
+        ("diagnosis.fixes.policy", |v| each_fix(v, "policy")),
         ("diagnosis.evidence", |v| {
             v["diagnosis"]["evidence"].as_array_mut().is_some_and(|a| {
                 let long = a.len() > 5;
@@ -222,6 +234,7 @@ pub fn bounded_report(d: &Diagnosis, probe: Option<&ProbeReport>, failure: Optio
                 true
             })
         }),
+        ("diagnosis.fixes", |v| v["diagnosis"].as_object_mut().is_some_and(|o| o.remove("fixes").is_some())),
     ];
     for (name, step) in steps {
         // Leave room for the `truncated` list itself.
@@ -475,6 +488,7 @@ mod tests {
             summary: format!("summary of {cause}"),
             evidence: vec!["e1".into()],
             remediation: vec![format!("fix {cause}")],
+            fixes: vec![],
             unchecked: vec![],
             areas: areas
                 .iter()

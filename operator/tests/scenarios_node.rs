@@ -49,7 +49,7 @@ fn check_spec(s: &Scenario, vpce: &str) -> Result<serde_json::Value, String> {
         endpoint["region"] = region.clone().into();
     }
     Ok(serde_json::json!({
-        "api": {"id": API_ID, "region": "us-east-1", "stage": "prod", "path": "/health"},
+        "api": {"id": API_ID, "region": "us-east-1", "stage": s.check_stage, "path": s.check_path},
         "endpoint": endpoint,
         "access": access,
         "timeoutSeconds": 1,
@@ -83,10 +83,11 @@ async fn run_on_node(cluster: &Cluster, path: &Path) -> Result<Option<String>, S
     let vpce_host = scenario::vpce_host(&vpce);
 
     // Where the names lead, and who answers there.
-    let api_ip = match s.api_host {
-        ApiHost::FrontEnd => FRONT_END_IP,
-        ApiHost::Blackhole => BLACKHOLE_IP,
-        ApiHost::Public => PUBLIC_IP,
+    let api_ips = match s.api_host {
+        ApiHost::FrontEnd => vec![FRONT_END_IP],
+        ApiHost::Blackhole => vec![BLACKHOLE_IP],
+        ApiHost::Public => vec![PUBLIC_IP],
+        ApiHost::Partial => vec![FRONT_END_IP, BLACKHOLE_IP],
     };
     let mut names = default_names("us-east-1");
     names.extend(moto_names.iter().cloned());
@@ -102,8 +103,12 @@ async fn run_on_node(cluster: &Cluster, path: &Path) -> Result<Option<String>, S
         requires_api_identity(API_ID, reply),
     )
     .await;
-    let mut records: Vec<(&str, IpAddr)> = vec![(API_HOST, api_ip.into()), (vpce_host.as_str(), api_ip.into())];
-    records.extend(moto_names.iter().map(|n| (n.as_str(), IpAddr::from(api_ip))));
+    let mut records: Vec<(&str, IpAddr)> = Vec::new();
+    for ip in &api_ips {
+        records.push((API_HOST, (*ip).into()));
+        records.push((vpce_host.as_str(), (*ip).into()));
+        records.extend(moto_names.iter().map(|n| (n.as_str(), IpAddr::from(*ip))));
+    }
     let _dns = cluster.dns(&records);
 
     let cms: Api<ConfigMap> = Api::namespaced(cluster.admin(), &ns);

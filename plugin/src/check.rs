@@ -451,6 +451,36 @@ async fn only_stage(inspector: Option<&Inspector>, api_id: &str) -> Result<Strin
     }
 }
 
+/// The ready-to-apply fixes (`diagnosis.fixes`): each command line as it can be pasted, with
+/// the account to run it in and the whole policy document a policy change results in.
+pub fn ready_fixes(fixes: &[pvtapi_engine::diagnosis::fix::Fix]) -> String {
+    if fixes.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nReady to apply (in order):\n");
+    for f in fixes {
+        let account = f.account.as_deref().map(|a| format!(" [in account {a}]")).unwrap_or_default();
+        out.push_str(&format!("  # {}{account}\n", f.description));
+        if let Some(line) = &f.command_line {
+            out.push_str(&format!("  {line}\n"));
+        }
+        if let Some(p) = &f.policy {
+            let doc = serde_json::to_string_pretty(&p.document).unwrap_or_default();
+            out.push_str("  # the resulting policy document:\n");
+            for l in doc.lines() {
+                out.push_str(&format!("  #   {l}\n"));
+            }
+        }
+        if let Some(m) = &f.manifest {
+            out.push_str("  # apply with kubectl apply -f -:\n");
+            for l in m.lines() {
+                out.push_str(&format!("  {l}\n"));
+            }
+        }
+    }
+    out
+}
+
 /// The human report: the answer first, then the evidence.
 fn table(d: &Diagnosis, report: &ProbeReport, color: bool) -> String {
     let red = Style::new().fg_color(Some(AnsiColor::Red.into())).bold();
@@ -468,6 +498,7 @@ fn table(d: &Diagnosis, report: &ProbeReport, color: bool) -> String {
             out.push_str(&format!("  {}. {step}\n", i + 1));
         }
     }
+    out.push_str(&ready_fixes(&d.fixes));
     if !d.evidence.is_empty() {
         out.push_str("\nEvidence:\n");
         for e in &d.evidence {

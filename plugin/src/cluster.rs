@@ -160,6 +160,8 @@ pub fn render_status(check: &PrivateApiConnectivityCheck, color: bool, now: Time
             out.push_str(&format!("  {}. {step}\n", i + 1));
         }
     }
+    let fixes: Vec<pvtapi_engine::diagnosis::fix::Fix> = serde_json::from_value(d["fixes"].clone()).unwrap_or_default();
+    out.push_str(&crate::check::ready_fixes(&fixes));
     out.push_str(&format!(
         "\nConditions ({ns}/{name}, API {} via {}):\n",
         check.spec.api.id, check.spec.endpoint.vpc_endpoint_id

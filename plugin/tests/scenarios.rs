@@ -17,9 +17,8 @@ use pvtapi_testkit::world::{API_ID as API, CLIENT_IP};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
-/// Every scenario checks the world's API, GET /prod/health in us-east-1.
-const CHECK: [&str; 10] =
-    ["check", "--local", "--api-id", API, "--region", "us-east-1", "--stage", "prod", "--path", "/health"];
+/// Every scenario checks the world's API in us-east-1 (GET /prod/health unless it says otherwise).
+const CHECK: [&str; 2] = ["check", "--local"];
 
 async fn run_scenario(path: &Path) -> Result<(), String> {
     let s = scenario::load(path)?;
@@ -37,17 +36,21 @@ async fn run_scenario(path: &Path) -> Result<(), String> {
     let names = default_names("us-east-1");
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let front = FrontEnd::for_names(&ca, &names, requires_api_identity(API, reply)).await;
-    let ns = (s.api_host == ApiHost::Blackhole).then(NetNs::create);
-    let api_ip: IpAddr = match &ns {
-        Some(ns) => ns.blackhole().into(),
-        None => Ipv4Addr::LOCALHOST.into(),
+    let ns = matches!(s.api_host, ApiHost::Blackhole | ApiHost::Partial).then(NetNs::create);
+    let api_ips: Vec<IpAddr> = match (&ns, s.api_host) {
+        (Some(ns), ApiHost::Partial) => vec![Ipv4Addr::LOCALHOST.into(), ns.blackhole().into()],
+        (Some(ns), _) => vec![ns.blackhole().into()],
+        (None, _) => vec![Ipv4Addr::LOCALHOST.into()],
     };
     let vpce_host = scenario::vpce_host(&vpce);
-    let dns =
-        DnsServer::start(&Zone::new().with(Record::addr(API_HOST, api_ip)).with(Record::addr(&vpce_host, api_ip)));
+    let mut zone = Zone::new();
+    for ip in &api_ips {
+        zone = zone.with(Record::addr(API_HOST, *ip)).with(Record::addr(&vpce_host, *ip));
+    }
+    let dns = DnsServer::start(&zone);
     let build = |format: &str| {
         let mut cmd = Command::new(BIN);
-        cmd.args(CHECK);
+        cmd.args(CHECK).args(s.target_args());
         match &s.invoke_url {
             Some(url) => {
                 cmd.args(["--invoke-url", &url.replace("VPCE_HOST", &vpce_host)]);
@@ -83,7 +86,30 @@ async fn run_scenario(path: &Path) -> Result<(), String> {
     };
     let out = tokio::task::block_in_place(|| build("json").output()).unwrap();
     show(&s, || build("table"));
-    judge(&s, path, &out, &vpce, &vpce_host)
+    judge(&s, path, &out, &vpce, &vpce_host)?;
+    let Some(after) = &s.after_fix else { return Ok(()) };
+    // The fixes, applied as a person would paste them, and the check again.
+    let report: Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("{}: {e}", s.name))?;
+    let applied = tokio::task::block_in_place(|| scenario::apply_fixes(&moto, &report))
+        .map_err(|e| format!("{} ({}): applying the fix: {e}", s.name, path.display()))?;
+    let again = tokio::task::block_in_place(|| build("json").output()).unwrap();
+    let json: Value = serde_json::from_slice(&again.stdout).map_err(|e| {
+        format!("{}: after the fix, not JSON ({e}): {}", s.name, String::from_utf8_lossy(&again.stderr))
+    })?;
+    let mut problems = scenario::judge(after, &json, &vpce, &vpce_host, true);
+    if json["diagnosis"]["rootCause"] == report["diagnosis"]["rootCause"] && after.root_cause != s.expect.root_cause {
+        problems.push("the root cause did not change after the fix".into());
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} ({}): after applying {applied} fix command(s):\n  {}",
+            s.name,
+            path.display(),
+            problems.join("\n  ")
+        ))
+    }
 }
 
 /// Private DNS off: the API host resolves to a public address. dnsmasq and the check both run in
@@ -99,6 +125,7 @@ fn run_isolated(s: &Scenario, path: &Path) -> Result<(), String> {
     let build = |format: &str| {
         let mut cmd = ns.command(BIN);
         cmd.args(CHECK)
+            .args(s.target_args())
             .arg("--no-aws")
             .args([
                 "--vpce",

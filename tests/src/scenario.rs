@@ -46,7 +46,38 @@ pub struct Scenario {
     /// Region of the VPC, endpoint and client (default: the API's, us-east-1); passed as
     /// `--vpce-region` (`spec.endpoint.region`).
     pub endpoint_region: Option<String>,
+    /// The stage the check asks for (default `prod`, the one the world deploys).
+    #[serde(default = "prod")]
+    pub check_stage: String,
+    /// The path the check asks for (default `/health`, the one the world defines).
+    #[serde(default = "health")]
+    pub check_path: String,
+    /// `authorizationType` of the world's `GET /health` (default `NONE`).
+    #[serde(default = "none")]
+    pub method_authorization: String,
+    /// The world's `GET /health` requires an API key.
+    #[serde(default)]
+    pub api_key_required: bool,
+    /// The world's API has its default execute-api endpoint turned off.
+    #[serde(default)]
+    pub disable_execute_api_endpoint: bool,
     pub expect: Expect,
+    /// Apply the report's ready-to-apply fixes (`diagnosis.fixes[].awsCli`) to moto with the
+    /// AWS CLI, check again, and expect this (the fixed layer's analysis passes; the front end
+    /// still answers as before, so the cause moves on rather than to Healthy).
+    pub after_fix: Option<Expect>,
+}
+
+fn prod() -> String {
+    "prod".into()
+}
+
+fn health() -> String {
+    "/health".into()
+}
+
+fn none() -> String {
+    "NONE".into()
 }
 
 fn yes() -> bool {
@@ -64,6 +95,9 @@ pub enum ApiHost {
     Blackhole,
     /// A public address (private DNS off), with no route to it and no AWS: nothing leaves.
     Public,
+    /// Both the front end and an unanswered address: one of two addresses times out, the
+    /// probe's own request succeeds through the other (a partial failure).
+    Partial,
 }
 
 /// The front end's answer (API Gateway's error shape).
@@ -135,6 +169,9 @@ pub async fn aws_world(moto: &Moto, s: &Scenario) -> (world::World, aws_config::
         resource_policy: s.resource_policy.clone(),
         endpoint_policy: s.endpoint_policy.clone(),
         endpoint_allows_443_from_client: s.endpoint_allows443_from_client,
+        method_authorization: s.method_authorization.clone(),
+        api_key_required: s.api_key_required,
+        disable_execute_api_endpoint: s.disable_execute_api_endpoint,
     };
     let config = moto.sdk_config("us-east-1").await;
     let api_config = match &s.api_account {
@@ -154,44 +191,107 @@ impl Scenario {
     /// `has_facts = false` (the operator's status carries no AWS facts: it is size-bounded),
     /// pointers under `/aws` are not judged. Returns the problems found.
     pub fn judge(&self, output: &Value, vpce: &str, vpce_host: &str, has_facts: bool) -> Vec<String> {
-        let e = &self.expect;
-        let d = &output["diagnosis"];
-        let mut problems = Vec::new();
-        if d["rootCause"] != e.root_cause.as_str() {
-            problems
-                .push(format!("root cause {} (summary: {}), expected {}", d["rootCause"], d["summary"], e.root_cause));
-        }
-        for (field, wanted) in [("evidence", &e.evidence), ("remediation", &e.remediation), ("unchecked", &e.unchecked)]
-        {
-            let text = d[field].to_string();
-            for w in wanted {
-                let w = w.replace("VPCE_HOST", vpce_host).replace("VPCE", vpce);
-                if !text.contains(&w) {
-                    problems.push(format!("{field} lacks {w:?}: {text}"));
-                }
-            }
-        }
-        for (pointer, want) in &e.json {
-            if !has_facts && pointer.starts_with("/aws") {
-                continue;
-            }
-            let got = output.pointer(pointer).cloned().unwrap_or(Value::Null);
-            if got != *want {
-                problems.push(format!("{pointer} is {got}, expected {want}"));
-            }
-        }
-        let unchecked = d["unchecked"].to_string();
-        for unwanted in &e.not_unchecked {
-            if unchecked.contains(unwanted.as_str()) {
-                problems.push(format!("unchecked mentions {unwanted:?}: {unchecked}"));
-            }
-        }
-        if let Some(want) = &e.access {
-            let reason = output["probe"]["access"]["reason"].as_str().unwrap_or_default();
-            if !reason.contains(want.as_str()) {
-                problems.push(format!("access reason lacks {want:?}: {reason}"));
-            }
-        }
-        problems
+        judge(&self.expect, output, vpce, vpce_host, has_facts)
     }
+
+    /// The check's arguments for `check --local` naming the API, stage and path.
+    pub fn target_args(&self) -> Vec<String> {
+        [
+            "--api-id",
+            crate::world::API_ID,
+            "--region",
+            "us-east-1",
+            "--stage",
+            &self.check_stage,
+            "--path",
+            &self.check_path,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+}
+
+/// The `aws` command lines of a report's ready-to-apply fixes (`diagnosis.fixes[].awsCli`).
+pub fn fix_commands(output: &Value) -> Vec<Vec<String>> {
+    output["diagnosis"]["fixes"]
+        .as_array()
+        .map(|fixes| {
+            fixes
+                .iter()
+                .filter_map(|f| f["awsCli"].as_array())
+                .map(|argv| argv.iter().filter_map(|a| a.as_str().map(str::to_owned)).collect())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs each fix with the real AWS CLI against `moto` (`AWS_ENDPOINT_URL`, test credentials);
+/// the first one that fails is the error.
+pub fn apply_fixes(moto: &Moto, output: &Value) -> Result<usize, String> {
+    let commands = fix_commands(output);
+    if commands.is_empty() {
+        return Err("the report has no ready-to-apply fix (diagnosis.fixes[].awsCli)".into());
+    }
+    for argv in &commands {
+        let Some((program, args)) = argv.split_first() else { return Err("an empty fix command".into()) };
+        if program != "aws" {
+            return Err(format!("a fix is not an AWS CLI command: {argv:?}"));
+        }
+        let out = std::process::Command::new("aws")
+            .args(args)
+            .envs(moto.env())
+            .env("AWS_PAGER", "")
+            .output()
+            .map_err(|e| format!("running the AWS CLI (installed by tests/substrate/install.sh): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "{argv:?} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    Ok(commands.len())
+}
+
+/// Judges `output` against `e` (see [`Scenario::judge`]).
+pub fn judge(e: &Expect, output: &Value, vpce: &str, vpce_host: &str, has_facts: bool) -> Vec<String> {
+    let d = &output["diagnosis"];
+    let mut problems = Vec::new();
+    if d["rootCause"] != e.root_cause.as_str() {
+        problems.push(format!("root cause {} (summary: {}), expected {}", d["rootCause"], d["summary"], e.root_cause));
+    }
+    for (field, wanted) in [("evidence", &e.evidence), ("remediation", &e.remediation), ("unchecked", &e.unchecked)] {
+        let text = d[field].to_string();
+        for w in wanted {
+            let w = w.replace("VPCE_HOST", vpce_host).replace("VPCE", vpce);
+            if !text.contains(&w) {
+                problems.push(format!("{field} lacks {w:?}: {text}"));
+            }
+        }
+    }
+    for (pointer, want) in &e.json {
+        if !has_facts && pointer.starts_with("/aws") {
+            continue;
+        }
+        let got = output.pointer(pointer).cloned().unwrap_or(Value::Null);
+        if got != *want {
+            problems.push(format!("{pointer} is {got}, expected {want}"));
+        }
+    }
+    let unchecked = d["unchecked"].to_string();
+    for unwanted in &e.not_unchecked {
+        if unchecked.contains(unwanted.as_str()) {
+            problems.push(format!("unchecked mentions {unwanted:?}: {unchecked}"));
+        }
+    }
+    if let Some(want) = &e.access {
+        let reason = output["probe"]["access"]["reason"].as_str().unwrap_or_default();
+        if !reason.contains(want.as_str()) {
+            problems.push(format!("access reason lacks {want:?}: {reason}"));
+        }
+    }
+    problems
 }

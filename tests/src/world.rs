@@ -20,11 +20,24 @@ pub struct WorldSpec {
     pub endpoint_policy: Option<String>,
     /// The endpoint's group allows TCP 443 from the client's group.
     pub endpoint_allows_443_from_client: bool,
+    /// `authorizationType` of `GET /health` (`NONE`, `AWS_IAM`, …).
+    pub method_authorization: String,
+    /// `GET /health` requires an API key.
+    pub api_key_required: bool,
+    /// The API's default execute-api endpoint is off (`disableExecuteApiEndpoint`).
+    pub disable_execute_api_endpoint: bool,
 }
 
 impl Default for WorldSpec {
     fn default() -> Self {
-        WorldSpec { resource_policy: None, endpoint_policy: None, endpoint_allows_443_from_client: true }
+        WorldSpec {
+            resource_policy: None,
+            endpoint_policy: None,
+            endpoint_allows_443_from_client: true,
+            method_authorization: "NONE".into(),
+            api_key_required: false,
+            disable_execute_api_endpoint: false,
+        }
     }
 }
 
@@ -126,6 +139,7 @@ async fn build_inner(
         .name("orders")
         .tags("_custom_id_", API_ID)
         .set_policy(spec.resource_policy.as_ref().map(|p| p.replace("VPCE", &vpce)))
+        .disable_execute_api_endpoint(spec.disable_execute_api_endpoint)
         .endpoint_configuration(
             EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
         )
@@ -149,7 +163,8 @@ async fn build_inner(
         .rest_api_id(API_ID)
         .resource_id(&health)
         .http_method("GET")
-        .authorization_type("NONE")
+        .authorization_type(&spec.method_authorization)
+        .api_key_required(spec.api_key_required)
         .send()
         .await
         .map_err(fail("PutMethod"))?;

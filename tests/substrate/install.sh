@@ -11,6 +11,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 MOTO_VERSION="${MOTO_VERSION:-5.2.5}"
+AWSCLI_VERSION="${AWSCLI_VERSION:-1.45.11}"
 log() { printf '[install] %s\n' "$*" >&2; }
 
 need_apt=()
@@ -38,6 +39,18 @@ if [[ "$have_moto" != "$MOTO_VERSION" ]] || ! command -v moto_server >/dev/null 
   hash -r
 fi
 command -v moto_server >/dev/null || { log "ERROR: moto_server not on PATH after pip install (PATH=$PATH)"; exit 1; }
+
+# The AWS CLI runs the diagnosis's ready-to-apply fixes against moto (tests/scenarios afterFix).
+# Any v1 or v2 works; installed into its own venv so its botocore pin never fights moto's.
+if ! command -v aws >/dev/null; then
+  AWSCLI_VENV="${PVTAPI_CACHE:-$HOME/.cache/pvtapi}/awscli"
+  log "installing the AWS CLI (pip awscli==$AWSCLI_VERSION) into $AWSCLI_VENV"
+  python3 -m venv "$AWSCLI_VENV"
+  "$AWSCLI_VENV/bin/pip" install -q --disable-pip-version-check "awscli==$AWSCLI_VERSION"
+  ln -sf "$AWSCLI_VENV/bin/aws" /usr/local/bin/aws
+  hash -r
+fi
+command -v aws >/dev/null || { log "ERROR: aws not on PATH after installing awscli"; exit 1; }
 
 # The independent IAM policy evaluator used only by the differential test (npm, test-only).
 DIFF="$HERE/../differential"

@@ -40,7 +40,7 @@ async fn build_world(config: &aws_config::SdkConfig, rich: bool) -> World {
     let spec = WorldSpec {
         resource_policy: Some(RESOURCE_POLICY.to_owned()),
         endpoint_policy: Some(ENDPOINT_POLICY.to_owned()),
-        endpoint_allows_443_from_client: true,
+        ..WorldSpec::default()
     };
     let base = world::build(config, &spec).await;
     let (vpc, sg_endpoint, subnet_endpoint) = (&base.vpc, &base.sg_endpoint, &base.subnet_endpoint);

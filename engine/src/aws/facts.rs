@@ -86,6 +86,9 @@ pub struct StageFacts {
     pub data_trace_enabled: bool,
     /// When the stage (and so its deployment pointer) last changed, epoch seconds.
     pub last_updated: Option<i64>,
+    /// The AWS WAF web ACL associated with the stage, when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_acl_arn: Option<String>,
 }
 
 impl StageFacts {

@@ -364,6 +364,7 @@ impl Inspector {
                             logging_level: all.and_then(|s| s.logging_level()).map(str::to_owned),
                             data_trace_enabled: all.is_some_and(|s| s.data_trace_enabled()),
                             last_updated: epoch(out.last_updated_date()),
+                            web_acl_arn: out.web_acl_arn().map(str::to_owned),
                         },
                     }
                 }

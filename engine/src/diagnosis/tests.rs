@@ -21,7 +21,7 @@ fn addr(ip: &str, class: AddressClass) -> ResolvedAddress {
     ResolvedAddress { ip: ip.parse().unwrap(), class }
 }
 
-fn healthy() -> ProbeReport {
+pub(super) fn healthy() -> ProbeReport {
     let ip: IpAddr = "10.0.1.10".parse().unwrap();
     ProbeReport {
         version: REPORT_VERSION.into(),
@@ -96,7 +96,7 @@ fn skipped<T>() -> Fact<T> {
     Fact::Skipped { reason: "test".into() }
 }
 
-fn facts() -> AwsFacts {
+pub(super) fn facts() -> AwsFacts {
     AwsFacts {
         region: "us-east-1".into(),
         api_account_id: None,
@@ -670,6 +670,7 @@ fn advisories_and_access_choice() {
             logging_level: Some("OFF".into()),
             data_trace_enabled: false,
             last_updated: None,
+            web_acl_arn: None,
         },
     };
     f.execution_log =
@@ -689,4 +690,387 @@ fn advisories_and_access_choice() {
         value.vpc_endpoint_ids = vec!["vpce-0123456789abcdef0".into()];
     }
     assert_eq!(super::choose_access(&f, "vpce-0123456789abcdef0").map(|c| c.0), Some(AccessMode::EndpointAlias));
+}
+
+/// Two endpoint interfaces (10.0.1.10 in subnet-e / us-east-1a, 10.0.1.20 in subnet-f /
+/// us-east-1b) and the API host resolving to both; the probe connected to the first only.
+fn two_addresses(second: TcpOutcome) -> ProbeReport {
+    let mut r = healthy();
+    r.dns[0].addresses.push(addr("10.0.1.20", AddressClass::Private));
+    r.tcp.push(TcpResult { ip: "10.0.1.20".parse().unwrap(), port: 443, outcome: second, ms: 1000, error: None });
+    r
+}
+
+fn two_interface_facts(endpoint_f_acl: Vec<crate::network::NaclEntry>) -> AwsFacts {
+    use crate::aws::facts::InterfaceFacts;
+    use crate::network::{IpProtocol, NaclAction, NaclEntry, NetworkAcl, SgPeer, SgRule};
+    let https_from_client = SgRule {
+        rule_id: None,
+        protocol: IpProtocol::Tcp,
+        from_port: Some(443),
+        to_port: Some(443),
+        peer: SgPeer::SecurityGroup { group_id: "sg-client".into(), user_id: None },
+        description: None,
+    };
+    let mut f = network_facts(vec![https_from_client], vec![]);
+    if let Fact::Known { value } = &mut f.endpoint {
+        value.interfaces.push(InterfaceFacts {
+            id: "eni-f".into(),
+            subnet_id: Some("subnet-f".into()),
+            availability_zone: Some("us-east-1b".into()),
+            private_ips: vec!["10.0.1.20".parse().unwrap()],
+            security_group_ids: vec!["sg-endpoint".into()],
+        });
+    }
+    if let Fact::Known { value } = &mut f.network_acls {
+        let mut entries = vec![
+            NaclEntry {
+                rule_number: 100,
+                egress: false,
+                action: NaclAction::Allow,
+                protocol: IpProtocol::All,
+                cidr: "0.0.0.0/0".parse().unwrap(),
+                port_range: None,
+            },
+            NaclEntry {
+                rule_number: 100,
+                egress: true,
+                action: NaclAction::Allow,
+                protocol: IpProtocol::All,
+                cidr: "0.0.0.0/0".parse().unwrap(),
+                port_range: None,
+            },
+        ];
+        entries.extend(endpoint_f_acl);
+        value.push(NetworkAcl { id: "acl-f".into(), subnet_ids: vec!["subnet-f".into()], entries });
+    }
+    f.subnet_cidrs.insert("subnet-f".into(), "10.0.1.16/28".into());
+    f
+}
+
+#[test]
+fn a_partial_failure_is_the_failing_parts_cause_never_healthy() {
+    use crate::network::{IpProtocol, NaclAction, NaclEntry};
+    let deny_443 = NaclEntry {
+        rule_number: 90,
+        egress: false,
+        action: NaclAction::Deny,
+        protocol: IpProtocol::Tcp,
+        cidr: "10.0.2.0/24".parse().unwrap(),
+        port_range: Some((443, 443)),
+    };
+    type Case = (&'static str, ProbeReport, Option<AwsFacts>, RootCause, &'static [&'static str]);
+    let cases: Vec<Case> = vec![
+        (
+            "one of two addresses times out, nothing explains it",
+            two_addresses(TcpOutcome::Timeout),
+            Some(two_interface_facts(vec![])),
+            RootCause::ConnectTimeout,
+            &["1 of 2 addresses", "10.0.1.20: eni-f in subnet-f (us-east-1b)"],
+        ),
+        (
+            "one of two addresses times out, its subnet's ACL denies 443",
+            two_addresses(TcpOutcome::Timeout),
+            Some(two_interface_facts(vec![deny_443])),
+            RootCause::NetworkAclBlocked,
+            &["1 of 2 addresses", "acl-f", "90"],
+        ),
+        ("without facts", two_addresses(TcpOutcome::Timeout), None, RootCause::ConnectTimeout, &["1 of 2 addresses"]),
+        (
+            "one refuses",
+            two_addresses(TcpOutcome::Refused),
+            None,
+            RootCause::ConnectRefused,
+            &["10.0.1.20:443 Refused"],
+        ),
+        ("one unreachable", two_addresses(TcpOutcome::Unreachable), None, RootCause::ConnectTimeout, &["Unreachable"]),
+        (
+            "both connect",
+            two_addresses(TcpOutcome::Connected),
+            Some(two_interface_facts(vec![])),
+            RootCause::Healthy,
+            &[],
+        ),
+    ];
+    for (name, report, f, want, evidence) in cases {
+        let d = diagnose(&report, f.as_ref());
+        assert_eq!(d.root_cause, want, "{name}: {}", d.summary);
+        let text = format!("{} {:?}", d.summary, d.evidence);
+        for e in evidence {
+            assert!(text.contains(e), "{name}: {e:?} not in {text}");
+        }
+    }
+    // A failure every call hits is named before the partial one.
+    let mut denied = two_addresses(TcpOutcome::Timeout);
+    let i = denied.invoke.as_mut().unwrap();
+    i.class = InvokeClass::ExplicitDeny;
+    i.status = Some(403);
+    assert_eq!(diagnose(&denied, None).root_cause, RootCause::ResourcePolicyExplicitDeny);
+}
+
+#[test]
+fn dns_answers_mixing_this_endpoint_with_others_are_a_mismatch() {
+    let mut r = healthy();
+    r.dns[0].addresses.push(addr("10.9.9.9", AddressClass::Private));
+    r.tcp.push(TcpResult {
+        ip: "10.9.9.9".parse().unwrap(),
+        port: 443,
+        outcome: TcpOutcome::Connected,
+        ms: 1,
+        error: None,
+    });
+    r.dns.push(DnsResult {
+        host: "vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com".into(),
+        role: HostRole::EndpointRegional,
+        outcome: DnsOutcome::Resolved,
+        addresses: vec![addr("10.0.1.10", AddressClass::Private)],
+        ttl: Some(60),
+        cnames: vec![],
+        error: None,
+        ms: 1,
+    });
+    r.dns_comparison = DnsComparison::Overlap;
+    let d = diagnose(&r, None);
+    assert_eq!(d.root_cause, RootCause::DnsMismatch, "{}", d.summary);
+    assert!(d.summary.contains("1 of 2 addresses"), "{}", d.summary);
+    assert!(d.evidence.iter().any(|e| e.contains("10.9.9.9")), "{:?}", d.evidence);
+    // A subset of the endpoint's addresses is not a mismatch.
+    r.dns[0].addresses.truncate(1);
+    r.tcp.truncate(1);
+    r.dns.last_mut().unwrap().addresses.push(addr("10.0.1.20", AddressClass::Private));
+    assert_eq!(diagnose(&r, None).root_cause, RootCause::Healthy);
+}
+
+#[test]
+fn ambiguous_403s_are_decided_by_the_facts() {
+    use crate::aws::facts::{MethodFacts, StageFacts};
+    let stage = |acl: Option<&str>| Fact::Known {
+        value: StageFacts {
+            name: "prod".into(),
+            deployment_id: Some("d1".into()),
+            logging_level: None,
+            data_trace_enabled: false,
+            last_updated: None,
+            web_acl_arn: acl.map(str::to_owned),
+        },
+    };
+    let method = |auth: &str, key: bool| Fact::Known {
+        value: MethodFacts {
+            resource_path: "/health".into(),
+            http_method: "GET".into(),
+            authorization_type: auth.into(),
+            api_key_required: key,
+        },
+    };
+    let with = |s: Fact<StageFacts>, m: Fact<MethodFacts>, edit: fn(&mut AwsFacts)| {
+        let mut f = facts();
+        f.stage = s;
+        f.method = m;
+        edit(&mut f);
+        f
+    };
+    fn unknown<T>() -> Fact<T> {
+        Fact::Unknown {
+            reason: "AccessDenied: apigateway:GET".into(),
+            missing_permission: Some("apigateway:GET".into()),
+        }
+    }
+    fn not_found<T>(d: &str) -> Fact<T> {
+        Fact::NotFound { detail: d.into() }
+    }
+    let mat = answered(InvokeClass::MissingAuthenticationToken, 403);
+    let forbidden = answered(InvokeClass::Forbidden, 403);
+    type Case = (&'static str, ProbeReport, AwsFacts, RootCause, &'static str);
+    let cases: Vec<Case> = vec![
+        (
+            "MAT, stage missing",
+            mat.clone(),
+            with(not_found("no stage"), skipped(), |_| {}),
+            RootCause::StageOrResourceNotFound,
+            "stage prod does not exist",
+        ),
+        (
+            "MAT, resource missing",
+            mat.clone(),
+            with(stage(None), not_found("no resource /health"), |_| {}),
+            RootCause::StageOrResourceNotFound,
+            "no resource /health",
+        ),
+        (
+            "MAT, method missing",
+            mat.clone(),
+            with(stage(None), not_found("/health has no GET (or ANY) method"), |_| {}),
+            RootCause::StageOrResourceNotFound,
+            "has no GET",
+        ),
+        (
+            "MAT, AWS_IAM method",
+            mat.clone(),
+            with(stage(None), method("AWS_IAM", false), |_| {}),
+            RootCause::AuthorizationRequired,
+            "AWS_IAM",
+        ),
+        (
+            "MAT, method not in the deployment",
+            mat.clone(),
+            with(stage(None), method("NONE", false), |_| {}),
+            RootCause::StageOrResourceNotFound,
+            "not in stage prod's deployment",
+        ),
+        (
+            "MAT, facts unreadable",
+            mat.clone(),
+            with(unknown(), unknown(), |_| {}),
+            RootCause::StageOrResourceNotFound,
+            "GetStage prod (AccessDenied",
+        ),
+        (
+            "Forbidden, API key",
+            forbidden.clone(),
+            with(stage(None), method("NONE", true), |_| {}),
+            RootCause::AuthorizationRequired,
+            "requires an API key",
+        ),
+        (
+            "Forbidden, WAF",
+            forbidden.clone(),
+            with(stage(Some("arn:aws:wafv2:us-east-1:1:regional/webacl/w/1")), method("NONE", false), |_| {}),
+            RootCause::WafBlocked,
+            "webacl/w",
+        ),
+        (
+            "Forbidden, execute-api endpoint off",
+            forbidden.clone(),
+            with(stage(None), method("NONE", false), |f| {
+                if let Fact::Known { value } = &mut f.api {
+                    value.disable_execute_api_endpoint = true
+                }
+            }),
+            RootCause::ExecuteApiEndpointDisabled,
+            "disableExecuteApiEndpoint",
+        ),
+        (
+            "Forbidden, public API through private DNS",
+            forbidden.clone(),
+            with(stage(None), method("NONE", false), |f| {
+                if let Fact::Known { value } = &mut f.api {
+                    value.endpoint_types = vec!["REGIONAL".into()]
+                }
+            }),
+            RootCause::PublicApiShadowedByPrivateDns,
+            "REGIONAL",
+        ),
+        (
+            "Forbidden, all ruled out",
+            forbidden.clone(),
+            with(stage(None), method("NONE", false), |_| {}),
+            RootCause::UnexpectedStatus,
+            "ruled out",
+        ),
+        (
+            "Forbidden, facts unreadable",
+            forbidden.clone(),
+            with(unknown(), unknown(), |_| {}),
+            RootCause::UnexpectedStatus,
+            "GetMethod GET /health (AccessDenied",
+        ),
+    ];
+    for (name, report, f, want, text) in cases {
+        let d = diagnose(&report, Some(&f));
+        assert_eq!(d.root_cause, want, "{name}: {}", d.summary);
+        let all = format!("{} {:?}", d.summary, d.evidence);
+        assert!(all.contains(text), "{name}: {text:?} not in {all}");
+    }
+}
+
+#[test]
+fn fixes_are_ready_to_apply_and_proven_by_the_analysis() {
+    use crate::network::{IpProtocol, NaclAction, NaclEntry};
+    let mut timeout = healthy();
+    timeout.tls = None;
+    timeout.tcp[0].outcome = TcpOutcome::Timeout;
+    // Security group: the exact ingress rule, from the client's group into the endpoint's.
+    let d = diagnose(&timeout, Some(&network_facts(vec![], vec![])));
+    assert_eq!(d.root_cause, RootCause::SecurityGroupBlocked);
+    assert_eq!(d.fixes.len(), 1, "{:?}", d.fixes);
+    let line = d.fixes[0].command_line.clone().unwrap();
+    assert!(
+        line.starts_with("aws ec2 authorize-security-group-ingress --region us-east-1 --group-id sg-endpoint"),
+        "{line}"
+    );
+    assert!(line.contains("UserIdGroupPairs=[{GroupId=sg-client}]"), "{line}");
+    // NACL: an allow numbered just below the denying rule.
+    let https_from_client = crate::network::SgRule {
+        rule_id: None,
+        protocol: IpProtocol::Tcp,
+        from_port: Some(443),
+        to_port: Some(443),
+        peer: crate::network::SgPeer::SecurityGroup { group_id: "sg-client".into(), user_id: None },
+        description: None,
+    };
+    let deny_443 = NaclEntry {
+        rule_number: 90,
+        egress: false,
+        action: NaclAction::Deny,
+        protocol: IpProtocol::Tcp,
+        cidr: "10.0.2.0/24".parse().unwrap(),
+        port_range: Some((443, 443)),
+    };
+    let d = diagnose(&timeout, Some(&network_facts(vec![https_from_client], vec![deny_443])));
+    assert_eq!(d.root_cause, RootCause::NetworkAclBlocked);
+    let argv = &d.fixes[0].aws_cli;
+    assert_eq!(argv[2], "create-network-acl-entry", "{argv:?}");
+    let at = |flag: &str| argv.iter().position(|a| a == flag).map(|i| argv[i + 1].as_str());
+    assert_eq!(at("--network-acl-id"), Some("acl-e"));
+    assert_eq!(at("--rule-number"), Some("89"));
+    assert_eq!(at("--cidr-block"), Some("10.0.2.0/24"));
+    assert!(argv.contains(&"--ingress".to_owned()));
+
+    // Policies: the statement, the whole document, the command and the redeploy.
+    let policy_case = |policy: Option<&str>, class: InvokeClass| {
+        let mut f = facts();
+        if let Fact::Known { value } = &mut f.api {
+            value.policy = policy.map(str::to_owned);
+        }
+        diagnose(&answered(class, 403), Some(&f))
+    };
+    let d = policy_case(None, InvokeClass::AnonymousNotAuthorized);
+    assert_eq!(d.root_cause, RootCause::ResourcePolicyMissing);
+    assert_eq!(d.fixes.len(), 2, "{:?}", d.fixes);
+    let p = d.fixes[0].policy.as_ref().unwrap();
+    assert_eq!(p.document["Statement"][0]["Condition"]["StringEquals"]["aws:SourceVpce"], "vpce-0123456789abcdef0");
+    assert_eq!(d.fixes[1].aws_cli[2], "create-deployment");
+
+    let deny_others = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"},{"Sid":"OnlyFromOther","Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-0fedcba9876543210"}}}]}"#;
+    let d = policy_case(Some(deny_others), InvokeClass::ExplicitDeny);
+    assert_eq!(d.root_cause, RootCause::ResourcePolicyExplicitDeny);
+    let p = d.fixes[0].policy.as_ref().unwrap();
+    assert_eq!(
+        p.statement["Condition"]["StringNotEquals"]["aws:SourceVpce"],
+        serde_json::json!(["vpce-0fedcba9876543210", "vpce-0123456789abcdef0"])
+    );
+    // An unconditional Deny has no safe automatic rewrite: prose only, never a wrong document.
+    let deny_all = r#"{"Statement":[{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*"}]}"#;
+    let d = policy_case(Some(deny_all), InvokeClass::ExplicitDeny);
+    assert_eq!(d.root_cause, RootCause::ResourcePolicyExplicitDeny);
+    assert!(d.fixes.is_empty(), "{:?}", d.fixes);
+
+    let allow_other = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"execute-api:/*","Condition":{"StringEquals":{"aws:SourceVpce":"vpce-0fedcba9876543210"}}}]}"#;
+    let d = policy_case(Some(allow_other), InvokeClass::AnonymousNotAuthorized);
+    assert_eq!(d.root_cause, RootCause::ResourcePolicyDenied);
+    assert_eq!(d.fixes[0].policy.as_ref().unwrap().document["Statement"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_report_contradicting_its_own_success_is_not_healthy() {
+    let mut r = healthy();
+    r.tls = None;
+    assert_eq!(diagnose(&r, None).root_cause, RootCause::Unknown);
+    let mut r = healthy();
+    r.invoke.as_mut().unwrap().status = None;
+    assert_ne!(diagnose(&r, None).root_cause, RootCause::Healthy);
+    let mut r = healthy();
+    r.tls.as_mut().unwrap().outcome = TlsOutcome::Ok;
+    r.tcp[0].outcome = TcpOutcome::Timeout;
+    assert_ne!(diagnose(&r, None).root_cause, RootCause::Healthy);
 }
