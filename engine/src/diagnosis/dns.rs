@@ -88,6 +88,28 @@ pub(super) fn resolution(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Optio
             f.with_fixes(if off { vec![fix::enable_private_dns(&probe.target.vpce_id, region)] } else { Vec::new() })
         });
     }
+    // Any other host the client calls (alias, endpoint name, custom domain, a URL as given)
+    // must lead to the endpoint's private addresses too: a public one among them sends a share
+    // of the workload's calls out of the VPC, to API Gateway's public front door, which refuses
+    // private APIs — even when the probe's own request went through a private address.
+    let public: Vec<String> =
+        host_result.addresses.iter().filter(|a| a.class == AddressClass::Public).map(|a| a.ip.to_string()).collect();
+    if mode != AccessMode::PrivateDns && !public.is_empty() {
+        return finding(
+            RootCause::DnsMismatch,
+            format!(
+                "{} of {} addresses of {} are public: they are not the VPC endpoint's",
+                public.len(),
+                host_result.addresses.len(),
+                host_result.host
+            ),
+            vec![format!("{} → {} (public)", host_result.host, public.join(", "))],
+            vec![format!(
+                "Find the record answering {} with public addresses (a private hosted zone, resolver rule or CNAME) and point it at the endpoint",
+                host_result.host
+            )],
+        );
+    }
     if mode == AccessMode::PrivateDns
         && matches!(probe.dns_comparison, DnsComparison::Disjoint | DnsComparison::Overlap)
         && let Some(api) = api

@@ -1074,3 +1074,33 @@ fn a_report_contradicting_its_own_success_is_not_healthy() {
     r.tcp[0].outcome = TcpOutcome::Timeout;
     assert_ne!(diagnose(&r, None).root_cause, RootCause::Healthy);
 }
+
+#[test]
+fn a_public_address_for_any_invoke_host_is_not_healthy() {
+    // endpointHost access: the vpce name resolves to the endpoint's address and a public one.
+    let vpce_host = "vpce-0123456789abcdef0-abcdefgh.execute-api.us-east-1.vpce.amazonaws.com";
+    let mut r = healthy();
+    r.access.mode = AccessMode::EndpointHost;
+    r.dns.push(DnsResult {
+        host: vpce_host.into(),
+        role: HostRole::EndpointRegional,
+        outcome: DnsOutcome::Resolved,
+        addresses: vec![addr("10.0.1.10", AddressClass::Private), addr("52.94.1.1", AddressClass::Public)],
+        ttl: Some(60),
+        cnames: vec![],
+        error: None,
+        ms: 1,
+    });
+    r.tcp.push(TcpResult {
+        ip: "52.94.1.1".parse().unwrap(),
+        port: 443,
+        outcome: TcpOutcome::Connected,
+        ms: 1,
+        error: None,
+    });
+    let i = r.invoke.as_mut().unwrap();
+    i.url = format!("https://{vpce_host}/prod/health");
+    let d = diagnose(&r, None);
+    assert_eq!(d.root_cause, RootCause::DnsMismatch, "{}", d.summary);
+    assert!(d.summary.contains("1 of 2 addresses"), "{}", d.summary);
+}
