@@ -318,7 +318,7 @@ pub async fn wait_for(
         tokio::select! {
             _ = &mut deadline => {
                 return Err(Failure(format!(
-                    "no result for {ns}/{name} after {} s: is the operator running? (kubectl get pods -A -l app.kubernetes.io/name=pvtapi; its logs say why). Wait longer with --wait SECONDS",
+                    "no result for {ns}/{name} after {} s: is the operator running? (kubectl get pods -A -l app.kubernetes.io/name=pvtapi,app.kubernetes.io/component=operator; its logs say why). Wait longer with --wait SECONDS",
                     timeout.as_secs()
                 )));
             }
