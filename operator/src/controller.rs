@@ -708,6 +708,16 @@ async fn start_run(
 ///
 /// For end-to-end tests that start it in-process: no leader election, no HTTP server (see
 /// [`crate::run::run`] for the whole operator).
+/// The apiserver answers and the CRD is installed and listable by the operator: what `/readyz`
+/// waits for, and what the controller checks again before it watches.
+pub async fn preflight(checks: &Api<Check>) -> anyhow::Result<()> {
+    checks.list(&ListParams::default().limit(1)).await.map(|_| ()).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot list PrivateApiConnectivityCheck objects ({e}): is the CRD installed (crds/pvtapi.io_privateapiconnectivitychecks.yaml) and may the operator list them?"
+        )
+    })
+}
+
 pub async fn run_controller(
     client: Client,
     config: ControllerConfig,
@@ -718,11 +728,7 @@ pub async fn run_controller(
         Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    checks.list(&ListParams::default().limit(1)).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot list PrivateApiConnectivityCheck objects ({e}): is the CRD installed (crds/pvtapi.io_privateapiconnectivitychecks.yaml) and may the operator list them?"
-        )
-    })?;
+    preflight(&checks).await?;
     // Both caches drop `managedFields` (nothing here reads them): with a thousand checks they
     // were most of what the operator kept in memory.
     let (reader, writer) = reflector::store::<Pod>();

@@ -141,6 +141,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (addr, server) = serve(args.metrics_addr, http.clone(), stopped()).await?;
     tracing::info!(%addr, "serving /metrics, /healthz, /readyz");
 
+    // Ready means the apiserver answers and the CRD is there (standbys included: they can take
+    // over at once); without it the process stops with the reason instead of looking healthy.
+    let checks: kube::Api<pvtapi_crds::PrivateApiConnectivityCheck> = match &args.namespace {
+        Some(ns) => kube::Api::namespaced(client.clone(), ns),
+        None => kube::Api::all(client.clone()),
+    };
+    crate::controller::preflight(&checks).await?;
+
     let mut election = None;
     if !args.no_leader_election {
         let lease = LeaseConfig {
