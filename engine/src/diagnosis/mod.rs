@@ -16,6 +16,7 @@ use crate::probe::classify::{AddressClass, InvokeClass, TcpOutcome};
 use crate::probe::report::{DnsComparison, DnsOutcome, TargetSummary, TlsOutcome};
 use crate::probe::target::HostRole;
 
+pub mod cluster;
 mod dns;
 pub mod fix;
 mod http;
@@ -281,6 +282,17 @@ fn finding(cause: RootCause, summary: String, evidence: Vec<String>, remediation
 
 /// Diagnoses one run. `facts` is `None` when AWS inspection was off or impossible.
 pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
+    diagnose_in_cluster(probe, facts, None)
+}
+
+/// [`diagnose`] with what the cluster says about the probing pod's own egress (its
+/// NetworkPolicies): a timeout they explain is `NetworkPolicyBlocked`, named before the VPC's
+/// security groups and ACLs (the packets never reach them).
+pub fn diagnose_in_cluster(
+    probe: &ProbeReport,
+    facts: Option<&AwsFacts>,
+    cluster: Option<&cluster::ClusterFacts>,
+) -> Diagnosis {
     type Rule = fn(&ProbeReport, Option<&AwsFacts>) -> Option<Finding>;
     // Request-path order; `partial` after every rule about the answer (a failure every call
     // hits is named first), `unexplained` last (no answer is never a pass).
@@ -295,7 +307,11 @@ pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
         network::partial,
         http::unexplained,
     ];
-    let found = rules.iter().find_map(|rule| rule(probe, facts));
+    // Endpoint and API existence first (nothing else matters without them), then the pod's own
+    // NetworkPolicies, then the request path.
+    let found = endpoint_and_api_exist(probe, facts)
+        .or_else(|| cluster.and_then(|c| cluster::network_policy(probe, c)))
+        .or_else(|| rules.iter().skip(1).find_map(|rule| rule(probe, facts)));
     let mut unchecked: Vec<String> = match facts {
         Some(f) => f.gaps.iter().map(|(k, v)| format!("{k}: {v}")).collect(),
         None => vec![
@@ -321,6 +337,9 @@ pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
                 probe.target.api_id
             )
         });
+    }
+    if let Some(c) = cluster {
+        unchecked.extend(c.unchecked());
     }
     unchecked.sort();
     let f = found.unwrap_or_else(|| Finding {

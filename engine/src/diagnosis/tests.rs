@@ -1104,3 +1104,61 @@ fn a_public_address_for_any_invoke_host_is_not_healthy() {
     assert_eq!(d.root_cause, RootCause::DnsMismatch, "{}", d.summary);
     assert!(d.summary.contains("1 of 2 addresses"), "{}", d.summary);
 }
+
+#[test]
+fn a_network_policy_isolating_the_pod_is_named_before_the_vpc() {
+    use super::cluster::{ClusterFacts, EgressFinding, EgressStatus};
+    use super::diagnose_in_cluster;
+    let finding = |status: EgressStatus| EgressFinding {
+        status,
+        isolating_policies: vec!["payments/default-deny-egress".into()],
+        detail: "no egress rule of payments/default-deny-egress allows TCP 443 to 10.0.1.10".into(),
+    };
+    let cluster = |endpoint: EgressStatus, dns: EgressStatus| ClusterFacts {
+        pod: "payments/orders-probe".into(),
+        endpoint_egress: Some(finding(endpoint)),
+        dns_egress: Some(finding(dns)),
+        suggested_policy: Some("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n".into()),
+        unevaluated: vec!["CiliumNetworkPolicy".into()],
+        unreadable: None,
+    };
+    let mut timeout = healthy();
+    timeout.tls = None;
+    timeout.tcp[0].outcome = TcpOutcome::Timeout;
+    // Security groups and NACLs allow (the facts say so); the policy isolates the pod.
+    let https_from_client = crate::network::SgRule {
+        rule_id: None,
+        protocol: crate::network::IpProtocol::Tcp,
+        from_port: Some(443),
+        to_port: Some(443),
+        peer: crate::network::SgPeer::SecurityGroup { group_id: "sg-client".into(), user_id: None },
+        description: None,
+    };
+    let f = network_facts(vec![https_from_client], vec![]);
+    let blocked = cluster(EgressStatus::Blocked, EgressStatus::Allowed);
+    let d = diagnose_in_cluster(&timeout, Some(&f), Some(&blocked));
+    assert_eq!(d.root_cause, RootCause::NetworkPolicyBlocked, "{}", d.summary);
+    assert!(d.summary.contains("payments/default-deny-egress"), "{}", d.summary);
+    assert!(d.fixes[0].manifest.as_deref().unwrap().contains("NetworkPolicy"));
+    assert!(d.unchecked.iter().any(|u| u.contains("CiliumNetworkPolicy")), "{:?}", d.unchecked);
+    // Even when a security group blocks too: the pod's own policy drops the packets first.
+    let d = diagnose_in_cluster(&timeout, Some(&network_facts(vec![], vec![])), Some(&blocked));
+    assert_eq!(d.root_cause, RootCause::NetworkPolicyBlocked);
+    // Allowed or not isolated: the VPC's analyses decide as before.
+    for status in [EgressStatus::Allowed, EgressStatus::NotIsolated, EgressStatus::Unknown] {
+        let d = diagnose_in_cluster(&timeout, Some(&f), Some(&cluster(status, status)));
+        assert_eq!(d.root_cause, RootCause::ConnectTimeout, "{status:?}: {}", d.summary);
+    }
+    // DNS timing out with DNS egress blocked.
+    let mut dns_timeout = healthy();
+    dns_timeout.dns[0].outcome = DnsOutcome::Timeout;
+    dns_timeout.dns[0].addresses.clear();
+    dns_timeout.tcp.clear();
+    dns_timeout.tls = None;
+    let d = diagnose_in_cluster(&dns_timeout, None, Some(&cluster(EgressStatus::Allowed, EgressStatus::Blocked)));
+    assert_eq!(d.root_cause, RootCause::NetworkPolicyBlocked, "{}", d.summary);
+    assert!(d.summary.contains("DNS lookups"), "{}", d.summary);
+    // A healthy run stays healthy whatever the policies say (the live path worked).
+    let d = diagnose_in_cluster(&healthy(), None, Some(&blocked));
+    assert_eq!(d.root_cause, RootCause::Healthy);
+}
