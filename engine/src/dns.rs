@@ -58,6 +58,26 @@ pub enum ResolverError {
     NoRoute(String),
 }
 
+/// The nameserver addresses queries go to: the one given, or resolv.conf's (empty when it
+/// cannot be read; the resolver itself reports that).
+pub fn nameserver_addresses(nameserver: Option<Nameserver>) -> Vec<SocketAddr> {
+    match nameserver {
+        Some(Nameserver(addr)) => vec![addr],
+        None => system_nameservers().unwrap_or_default(),
+    }
+}
+
+/// resolv.conf's nameservers with their ports.
+fn system_nameservers() -> Result<Vec<SocketAddr>, ResolverError> {
+    let (config, _) =
+        hickory_resolver::system_conf::read_system_conf().map_err(|e| ResolverError::SystemConfig(e.to_string()))?;
+    Ok(config
+        .name_servers()
+        .iter()
+        .map(|ns| SocketAddr::new(ns.ip, ns.connections.first().map_or(53, |c| c.port)))
+        .collect())
+}
+
 /// Fails with [`ResolverError::NoRoute`] when no configured nameserver has a route from here.
 ///
 /// A UDP `connect` only looks the route up — no packet is sent — so this costs nothing and tells
@@ -66,15 +86,7 @@ pub enum ResolverError {
 pub fn check_route_to_resolvers(nameserver: Option<Nameserver>) -> Result<(), ResolverError> {
     let addrs: Vec<SocketAddr> = match nameserver {
         Some(Nameserver(addr)) => vec![addr],
-        None => {
-            let (config, _) = hickory_resolver::system_conf::read_system_conf()
-                .map_err(|e| ResolverError::SystemConfig(e.to_string()))?;
-            config
-                .name_servers()
-                .iter()
-                .map(|ns| SocketAddr::new(ns.ip, ns.connections.first().map_or(53, |c| c.port)))
-                .collect()
-        }
+        None => system_nameservers()?,
     };
     let mut failures = Vec::new();
     for addr in &addrs {

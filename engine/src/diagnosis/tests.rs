@@ -35,6 +35,7 @@ pub(super) fn healthy() -> ProbeReport {
         },
         access: AccessChoice { mode: AccessMode::PrivateDns, reason: "as configured".into() },
         resolver: "system".into(),
+        resolver_addresses: vec![],
         dns: vec![
             DnsResult {
                 host: API_HOST.into(),

@@ -30,6 +30,10 @@ pub struct ProbeReport {
     pub access: AccessChoice,
     /// Which resolver answered: `system` (resolv.conf) or the override address.
     pub resolver: String,
+    /// The nameserver addresses `resolver` stands for (from resolv.conf, or the one given): what
+    /// the pod's DNS egress must reach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolver_addresses: Vec<std::net::SocketAddr>,
     pub dns: Vec<DnsResult>,
     /// The API host's addresses compared with the endpoint's.
     pub dns_comparison: DnsComparison,
@@ -359,6 +363,7 @@ mod tests {
             },
             access: AccessChoice { mode: AccessMode::PrivateDns, reason: "as configured".into() },
             resolver: "system".into(),
+            resolver_addresses: vec![],
             dns: vec![
                 dns("api", HostRole::Api),
                 dns("alias", HostRole::EndpointAlias),

@@ -182,6 +182,7 @@ pub async fn run(input: &ProbeInput) -> Result<ProbeReport, ProbeError> {
         },
         access,
         resolver: input.nameserver.map_or_else(|| "system".to_owned(), |n| n.to_string()),
+        resolver_addresses: crate::dns::nameserver_addresses(input.nameserver),
         dns_comparison: compare(&dns),
         dns,
         tcp,
