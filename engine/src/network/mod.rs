@@ -10,16 +10,22 @@
 //! * [`nacl`] — [`evaluate_nacls`]: the four stateless legs (client out, endpoint in, endpoint
 //!   out, client in) in rule-number order with the default `*` deny, and the ephemeral-port
 //!   question for replies. Feeds root cause `NetworkAclBlocked`.
+//! * [`kubernetes`] — [`evaluate_egress`]: the pod's own NetworkPolicies (egress isolation,
+//!   the union of their rules, ipBlock/selector peers, ports), which the CNI enforces before
+//!   any security group or ACL sees the packet, and [`kubernetes::suggest_egress_policy`], the
+//!   policy that opens exactly what is needed. Feeds root cause `NetworkPolicyBlocked`.
 //! * [`model`] — our serde types for the facts (security groups, rules, prefix lists, ACLs).
 //!
 //! Design rule, shared with the policy evaluator: what the facts cannot decide (a group or ACL
 //! not fetched, an unresolved prefix list, unknown subnets) is reported as *unknown* naming the
 //! gap — never a silent allow, never a silent deny. Nothing here panics on any input.
 
+pub mod kubernetes;
 pub mod model;
 pub mod nacl;
 pub mod security_groups;
 
+pub use kubernetes::{EgressVerdict, evaluate_egress};
 pub use model::{
     Client, DEFAULT_RULE_NUMBER, Endpoint, IpProtocol, NaclAction, NaclEntry, NetworkAcl, ParseProtocolError, PortSpan,
     SecurityGroup, SgPeer, SgRule, host_cidr,
