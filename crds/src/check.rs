@@ -234,6 +234,55 @@ pub struct ProbePlacement {
     /// mounted read-only into the probe pod (the operator itself never reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle: Option<CaBundleRef>,
+
+    /// Probe **as this workload** (in the check's namespace): the probe pod takes its network
+    /// identity — pod labels (so NetworkPolicies and SecurityGroupPolicies select it), service
+    /// account, node placement, DNS policy and config, and its proxy variables — and nothing
+    /// else (no other env, never secrets). It never receives the workload's traffic (a readiness
+    /// gate keeps it out of Service endpoints) and is never adopted (the check is its controller).
+    /// `nodeSelector`, `tolerations`, `affinity` and `serviceAccountName` set here win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_ref: Option<WorkloadRef>,
+}
+
+/// The workload a probe pod impersonates (network identity only).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.kind == 'Pod' ? (has(self.selector) && size(self.selector) > 0 && !has(self.name)) : (has(self.name) && !has(self.selector))")
+    .message("a Deployment, StatefulSet or DaemonSet is named (name); pods are selected (selector, no name)")
+    .reason(Reason::FieldValueInvalid))]
+pub struct WorkloadRef {
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, or `Pod` (a running pod of `selector`).
+    pub kind: WorkloadKind,
+
+    /// The Deployment, StatefulSet or DaemonSet, in the check's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: Option<String>,
+
+    /// For `kind: Pod`: the labels of the pods (a running one is used).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+}
+
+/// What [`WorkloadRef`] names.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Pod,
+}
+
+impl WorkloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Pod => "Pod",
+        }
+    }
 }
 
 /// A PEM bundle of CA certificates in a ConfigMap key.

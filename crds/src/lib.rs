@@ -13,7 +13,7 @@ pub mod validate;
 
 pub use check::{
     AccessMode, ApiTarget, AwsInspection, CaBundleRef, CheckStatus, EndpointRef, HttpMethod,
-    PrivateApiConnectivityCheck, PrivateApiConnectivityCheckSpec, ProbePlacement, RunResult,
+    PrivateApiConnectivityCheck, PrivateApiConnectivityCheckSpec, ProbePlacement, RunResult, WorkloadKind, WorkloadRef,
 };
 pub use root_cause::{Advisory, RootCause};
 

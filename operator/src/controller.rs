@@ -34,7 +34,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use pvtapi_crds::conditions::RUN_NOW_ANNOTATION;
 use pvtapi_crds::{AccessMode, CheckStatus, PrivateApiConnectivityCheck, validate};
-use pvtapi_engine::diagnosis::{Diagnosis, diagnose, probe_failed};
+use pvtapi_engine::diagnosis::{Diagnosis, diagnose_in_cluster, probe_failed};
 use pvtapi_engine::probe::ProbeReport;
 use pvtapi_engine::probe::classify::{InvokeClass, TcpOutcome};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -51,7 +51,9 @@ type Check = PrivateApiConnectivityCheck;
 /// The server-side-apply field manager of everything the operator writes.
 pub const FIELD_MANAGER: &str = "pvtapi-operator";
 /// Label selector of every probe pod the operator created (the watch and RBAC scope).
-pub const POD_SELECTOR: &str = "app.kubernetes.io/component=probe,app.kubernetes.io/managed-by=pvtapi-operator";
+/// Every probe pod, including those that took a workload's labels (`spec.probe.workloadRef`),
+/// carries both pvtapi keys; nothing else does.
+pub const POD_SELECTOR: &str = "pvtapi.io/check,pvtapi.io/run";
 /// Pod annotation: the check generation the run was started for.
 pub const ANNOTATION_GENERATION: &str = "pvtapi.io/generation";
 /// Pod annotation: why the run started (`FirstRun`, `SpecChanged`, `RunNow`, `Due`).
@@ -462,7 +464,14 @@ async fn finish(
             {
                 report.access.reason = reason;
             }
-            let mut d = diagnose(&report, facts.as_ref().ok());
+            // A timeout may be the pod's own NetworkPolicies: read them only then.
+            let cluster = match pod {
+                Some(p) if crate::netpol::worth_reading(&report) => {
+                    Some(crate::netpol::cluster_facts(&ctx.client, p, &name, &report).await)
+                }
+                _ => None,
+            };
+            let mut d = diagnose_in_cluster(&report, facts.as_ref().ok(), cluster.as_ref());
             if let Err(reason) = &facts {
                 d = d.with_aws_unavailable(reason);
             }
@@ -643,6 +652,32 @@ async fn start_run(
         }
         dns_names = hints.vpce_dns_names;
     }
+    // As the workload: its identity, read now (a rollout may have changed it since last run).
+    let identity = match check.spec.probe.as_ref().and_then(|p| p.workload_ref.as_ref()) {
+        None => None,
+        Some(r) => match crate::workload::resolve(&ctx.client, &ns, r).await {
+            Ok(id) => {
+                if !id.notes.is_empty() {
+                    tracing::info!(namespace = %ns, name = %name, notes = ?id.notes, "workload identity: not copied");
+                }
+                Some(id)
+            }
+            Err(e) => {
+                let reason = match &e {
+                    crate::workload::WorkloadError::Api(_, kube::Error::Api(s)) if s.code == 403 => {
+                        StallReason::RbacMissing
+                    }
+                    _ => StallReason::WorkloadNotFound,
+                };
+                tracing::warn!(namespace = %ns, name = %name, error = %e, "cannot read spec.probe.workloadRef");
+                let mut next = current.clone();
+                let message = format!("spec.probe.workloadRef: {e}");
+                status::set_lifecycle(&mut next, generation, &Lifecycle::Stalled { reason, message }, now);
+                ctx.write_status(check, current, next).await?;
+                return Ok(Action::requeue(Duration::from_secs(60)));
+            }
+        },
+    };
     let check_label = check_label_value(&name);
     let mut pod = probe_pod::build(&probe_pod::ProbePodParams {
         name: pod_name.clone(),
@@ -652,6 +687,7 @@ async fn start_run(
         image: &ctx.config.probe_image,
         spec: &pod_spec,
         vpce_dns_names: &dns_names,
+        identity: identity.as_ref(),
     });
     pod.metadata.owner_references = Some(vec![OwnerReference {
         api_version: Check::api_version(&()).into_owned(),

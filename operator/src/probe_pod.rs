@@ -56,6 +56,8 @@ pub struct ProbePodParams<'a> {
     pub spec: &'a PrivateApiConnectivityCheckSpec,
     /// Endpoint DNS names known from AWS facts (`--vpce-dns`), if any.
     pub vpce_dns_names: &'a [String],
+    /// The workload whose network identity the pod takes (`spec.probe.workloadRef`).
+    pub identity: Option<&'a crate::workload::WorkloadIdentity>,
 }
 
 /// The container security context every probe runs with (Pod Security `restricted`).
@@ -159,13 +161,21 @@ pub fn build(p: &ProbePodParams<'_>) -> Pod {
         read_only: Some(true),
         ..Default::default()
     });
-    let labels = BTreeMap::from([
-        ("app.kubernetes.io/name".to_owned(), "pvtapi".to_owned()),
-        (LABEL_COMPONENT.to_owned(), "probe".to_owned()),
-        ("app.kubernetes.io/managed-by".to_owned(), "pvtapi-operator".to_owned()),
-        (LABEL_CHECK.to_owned(), p.check_name.to_owned()),
-        (LABEL_RUN.to_owned(), p.run_id.to_owned()),
-    ]);
+    // As the workload: its labels (what policies select it by) plus only pvtapi's own keys.
+    let mut labels = match p.identity {
+        Some(id) => id.labels.clone(),
+        None => BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), "pvtapi".to_owned()),
+            (LABEL_COMPONENT.to_owned(), "probe".to_owned()),
+            ("app.kubernetes.io/managed-by".to_owned(), "pvtapi-operator".to_owned()),
+        ]),
+    };
+    labels.insert(LABEL_CHECK.to_owned(), p.check_name.to_owned());
+    labels.insert(LABEL_RUN.to_owned(), p.run_id.to_owned());
+    let id = p.identity;
+    let or_workload = |mine: Option<BTreeMap<String, String>>, theirs: Option<&BTreeMap<String, String>>| {
+        mine.filter(|m| !m.is_empty()).or_else(|| theirs.cloned())
+    };
     Pod {
         metadata: ObjectMeta {
             name: Some(p.name.clone()),
@@ -179,16 +189,33 @@ pub fn build(p: &ProbePodParams<'_>) -> Pod {
             automount_service_account_token: Some(false),
             enable_service_links: Some(false),
             termination_grace_period_seconds: Some(1),
-            service_account_name: placement.service_account_name.clone(),
-            node_selector: (!placement.node_selector.is_empty()).then(|| placement.node_selector.clone()),
-            tolerations: (!placement.tolerations.is_empty()).then(|| placement.tolerations.clone()),
-            affinity: placement.affinity.clone(),
+            service_account_name: placement
+                .service_account_name
+                .clone()
+                .or_else(|| id.and_then(|i| i.service_account_name.clone())),
+            node_selector: or_workload(
+                Some(placement.node_selector.clone()),
+                id.and_then(|i| i.node_selector.as_ref()),
+            ),
+            tolerations: (!placement.tolerations.is_empty())
+                .then(|| placement.tolerations.clone())
+                .or_else(|| id.and_then(|i| i.tolerations.clone())),
+            affinity: placement.affinity.clone().or_else(|| id.and_then(|i| i.affinity.clone())),
+            dns_policy: id.and_then(|i| i.dns_policy.clone()),
+            dns_config: id.and_then(|i| i.dns_config.clone()),
+            // Never Ready: a pod matching the workload's Service selector gets no traffic.
+            readiness_gates: id.map(|_| {
+                vec![k8s_openapi::api::core::v1::PodReadinessGate {
+                    condition_type: crate::workload::NEVER_READY_GATE.into(),
+                }]
+            }),
             security_context: Some(restricted_pod_security_context()),
             containers: vec![Container {
                 name: CONTAINER.into(),
                 image: Some(placement.image.clone().unwrap_or_else(|| p.image.to_owned())),
                 image_pull_policy: Some("IfNotPresent".into()),
                 args: Some(probe_args(p.spec, p.vpce_dns_names)),
+                env: id.map(|i| i.proxy_env.clone()).filter(|e| !e.is_empty()),
                 termination_message_path: Some(TERMINATION_LOG.into()),
                 // The report file when the probe ran; its stderr (the reason) when it could not run.
                 termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -239,6 +266,47 @@ mod tests {
     }
 
     #[test]
+    fn as_a_workload_the_pod_takes_its_identity_but_stays_restricted_and_never_ready() {
+        use crate::workload::{NEVER_READY_GATE, WorkloadIdentity};
+        let identity = WorkloadIdentity {
+            source: "Deployment/orders".into(),
+            labels: BTreeMap::from([("app".to_owned(), "orders".to_owned())]),
+            service_account_name: Some("orders".into()),
+            dns_policy: Some("ClusterFirst".into()),
+            proxy_env: vec![k8s_openapi::api::core::v1::EnvVar {
+                name: "HTTPS_PROXY".into(),
+                value: Some("http://proxy:3128".into()),
+                value_from: None,
+            }],
+            ..WorkloadIdentity::default()
+        };
+        let mut spec = spec();
+        spec.probe = None;
+        let pod = build(&ProbePodParams {
+            name: "orders-abc".into(),
+            namespace: "payments",
+            check_name: "orders",
+            run_id: "abc",
+            image: "img",
+            spec: &spec,
+            vpce_dns_names: &[],
+            identity: Some(&identity),
+        });
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get("app").map(String::as_str), Some("orders"));
+        assert_eq!(labels.get(LABEL_RUN).map(String::as_str), Some("abc"));
+        assert!(!labels.contains_key(LABEL_COMPONENT), "no label the workload does not have, but pvtapi's own keys");
+        let ps = pod.spec.expect("spec");
+        assert_eq!(ps.service_account_name.as_deref(), Some("orders"));
+        assert_eq!(ps.automount_service_account_token, Some(false));
+        assert_eq!(ps.readiness_gates.expect("gate")[0].condition_type, NEVER_READY_GATE);
+        let c = &ps.containers[0];
+        assert_eq!(c.env.as_ref().map(|e| e[0].name.as_str()), Some("HTTPS_PROXY"));
+        assert_eq!(c.security_context, Some(restricted_container_security_context()));
+        assert_eq!(ps.security_context, Some(restricted_pod_security_context()));
+    }
+
+    #[test]
     fn a_ca_bundle_is_a_read_only_configmap_volume_at_a_fixed_path() {
         let mut spec = spec();
         spec.probe = Some(
@@ -253,6 +321,7 @@ mod tests {
             image: "img",
             spec: &spec,
             vpce_dns_names: &[],
+            identity: None,
         });
         let ps = pod.spec.expect("spec");
         let cm = ps.volumes.as_ref().and_then(|v| v[0].config_map.clone()).expect("configMap volume");
@@ -273,6 +342,7 @@ mod tests {
                 image: "i",
                 spec: &spec,
                 vpce_dns_names: &[],
+                identity: None,
             }
         });
         assert!(no_ca.spec.expect("spec").volumes.is_none());
@@ -289,6 +359,7 @@ mod tests {
             image: "pvtapi.local/pvtapi-operator:dev",
             spec: &spec,
             vpce_dns_names: &[],
+            identity: None,
         });
         let ps = pod.spec.expect("spec");
         assert_eq!(ps.restart_policy.as_deref(), Some("Never"));

@@ -25,6 +25,14 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
         // Probe pods: watched (label-selected), created per run, read back when the watch lags,
         // labelled when kept for debugging, deleted when done.
         rule("", &["pods"], &["get", "list", "watch", "create", "patch", "delete"]),
+        // spec.probe.workloadRef: the workload's pod template (its network identity).
+        rule("apps", &["deployments", "statefulsets", "daemonsets"], &["get"]),
+        // NetworkPolicies selecting a probe pod that timed out (listed in its namespace), and
+        // the cluster DNS Service behind its resolver address (kube-system) and that
+        // namespace's labels (namespaceSelector peers).
+        rule("networking.k8s.io", &["networkpolicies"], &["list"]),
+        rule("", &["services"], &["list"]),
+        rule("", &["namespaces"], &["get"]),
         // Transition events (kube's Recorder creates, then patches a repeated event's series).
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]

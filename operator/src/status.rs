@@ -359,6 +359,8 @@ pub enum StallReason {
     QuotaExceeded,
     /// AWS refused some read-only calls: the operator's role lacks permissions (named).
     AwsPermissionMissing,
+    /// `spec.probe.workloadRef` names a workload that does not exist (or no running pod).
+    WorkloadNotFound,
 }
 
 impl StallReason {
@@ -369,6 +371,7 @@ impl StallReason {
             StallReason::PodRejected => "PodRejected",
             StallReason::QuotaExceeded => "QuotaExceeded",
             StallReason::AwsPermissionMissing => "AwsPermissionMissing",
+            StallReason::WorkloadNotFound => "WorkloadNotFound",
         }
     }
 }

@@ -67,6 +67,7 @@ fn probe_pod_for(cluster: &Cluster, ns: &str, spec: &PrivateApiConnectivityCheck
         image: &cluster.image,
         spec,
         vpce_dns_names: &[VPCE_HOST.to_owned()],
+        identity: None,
     });
     let ps = pod.spec.as_mut().expect("spec");
     ps.volumes = Some(vec![Volume {
@@ -173,6 +174,7 @@ async fn restricted_namespace_refuses_a_probe_pod_without_the_restricted_securit
         image: &cluster.image,
         spec: &spec,
         vpce_dns_names: &[],
+        identity: None,
     });
     let ps = pod.spec.as_mut().expect("spec");
     ps.security_context = None;
@@ -351,6 +353,7 @@ async fn a_probe_no_node_can_take_is_unschedulable() {
         image: &cluster.image,
         spec: &spec,
         vpce_dns_names: &[],
+        identity: None,
     });
     let pending = cluster
         .create_and_wait(&pod, "PodScheduled=False/Unschedulable", POD_TIMEOUT, |p| {
