@@ -1,0 +1,177 @@
+//! Probe as the workload (`spec.probe.workloadRef`) on the real node (issue 12).
+//!
+//! A Deployment `orders` (pods `app=orders`) behind a Service, in a namespace where an egress
+//! default-deny selects `app=orders` only; the API host resolves to an endpoint-subnet address
+//! the host drops (the local CNI does not enforce policies; the timeout is real, the policy
+//! objects are real). Two checks of the same API in that namespace:
+//! - with `workloadRef: Deployment/orders` the probe pod carries the workload's labels, so the
+//!   policy selects it and the result is `NetworkPolicyBlocked` naming it;
+//! - without, the probe pod's own labels are not selected: the same timeout is `ConnectTimeout`.
+//!
+//! While the workload-identity probe pod runs, it must never be a ready endpoint of the
+//! workload's Service (asserted on the real EndpointSlices) and never be adopted or counted by
+//! the Deployment's ReplicaSet (its controller owner stays the check).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, PostParams};
+use pvtapi_crds::RootCause;
+use pvtapi_testkit::cluster::Cluster;
+use pvtapi_testkit::moto::Moto;
+use pvtapi_testkit::operator::{OperatorOptions, OperatorProcess, apply_and_wait, check, new_result_since};
+use pvtapi_testkit::world::{self, WorldSpec};
+
+const OPERATOR: &str = env!("CARGO_BIN_EXE_pvtapi-operator");
+/// An endpoint-subnet address nobody holds (node.rs .10–.209, scenarios .230/.231, faults
+/// .241–.244, netpol .247).
+const BLACKHOLE: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 248);
+
+fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    serde_norway::from_str(text).unwrap_or_else(|e| panic!("fixture YAML: {e}\n{text}"))
+}
+
+#[tokio::test]
+async fn the_probe_takes_the_workloads_identity_and_never_serves_its_traffic() {
+    let cluster = Cluster::from_env().await;
+    cluster.control_plane().install_crd().await;
+    let ns = cluster.namespace("workload", Some("restricted")).await;
+    let client = cluster.admin();
+
+    let deployment: Deployment = yaml(&format!(
+        r#"
+metadata: {{name: orders}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: orders}}}}
+  template:
+    metadata: {{labels: {{app: orders, tier: web}}}}
+    spec:
+      automountServiceAccountToken: false
+      securityContext: {{runAsNonRoot: true, runAsUser: 65532, seccompProfile: {{type: RuntimeDefault}}}}
+      containers:
+        - name: app
+          image: {image}
+          imagePullPolicy: Never
+          securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+"#,
+        image = cluster.pause_image
+    ));
+    Api::<Deployment>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create the Deployment");
+    let service: Service = yaml("metadata: {name: orders}\nspec: {selector: {app: orders}, ports: [{port: 80}]}");
+    Api::<Service>::namespaced(client.clone(), &ns).create(&PostParams::default(), &service).await.expect("Service");
+    let deny: NetworkPolicy = yaml(
+        "metadata: {name: orders-deny-egress}\nspec: {podSelector: {matchLabels: {app: orders}}, policyTypes: [Egress]}",
+    );
+    Api::<NetworkPolicy>::namespaced(client.clone(), &ns).create(&PostParams::default(), &deny).await.expect("policy");
+
+    let moto = Moto::start();
+    let config = moto.sdk_config("us-east-1").await;
+    let w = world::build(&config, &WorldSpec::default()).await;
+    world::add_pod_interfaces(&config, &w, &cluster.pod_addresses).await;
+    let host = format!("{}.execute-api.us-east-1.amazonaws.com", world::API_ID);
+    let _dns = cluster.dns(&[(host.as_str(), IpAddr::V4(BLACKHOLE))]);
+    let env: Vec<(String, String)> = moto.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let _operator =
+        OperatorProcess::start(Path::new(OPERATOR), &cluster, &ns, &OperatorOptions { env, ..Default::default() });
+    let spec = |workload: bool| {
+        let mut s = serde_json::json!({
+            "endpoint": {"vpcEndpointId": w.vpce},
+            "timeoutSeconds": 4,
+            "intervalSeconds": 3600,
+            "aws": {"inspect": true}
+        });
+        if workload {
+            s["probe"] = serde_json::json!({"workloadRef": {"kind": "Deployment", "name": "orders"}});
+        }
+        s
+    };
+
+    // As the workload: watch the pod while it runs, then read the result.
+    let as_workload = check(&ns, "as-workload", world::API_ID, spec(true));
+    let watch = {
+        let client = client.clone();
+        let ns = ns.clone();
+        tokio::spawn(async move { watch_probe_pod(client, &ns, "as-workload").await })
+    };
+    let done = apply_and_wait(&cluster, &as_workload, "a result", |c| new_result_since(c, None)).await;
+    let seen = watch.await.expect("the watch task");
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(status.root_cause, Some(RootCause::NetworkPolicyBlocked), "{:?}", status.summary);
+    assert!(status.summary.clone().unwrap_or_default().contains("orders-deny-egress"), "{:?}", status.summary);
+    let pod = seen.pod.expect("the workload-identity probe pod was seen running");
+    assert_eq!(pod.labels().get("app").map(String::as_str), Some("orders"), "{:?}", pod.labels());
+    assert_eq!(pod.labels().get("tier").map(String::as_str), Some("web"));
+    let owners = pod.owner_references();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!((owners[0].kind.as_str(), owners[0].controller), ("PrivateApiConnectivityCheck", Some(true)));
+    assert!(seen.slice_polls > 0, "the EndpointSlices were read while the probe pod ran");
+    assert!(seen.ready_endpoint.is_none(), "the probe pod was a ready endpoint: {:?}", seen.ready_endpoint);
+    let replica_sets =
+        Api::<ReplicaSet>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.expect("rs");
+    for rs in replica_sets.items {
+        let replicas = rs.status.as_ref().map_or(0, |s| s.replicas);
+        assert!(replicas <= 1, "{} counts {replicas} pods: it adopted the probe", rs.name_any());
+    }
+
+    // Its own identity: the policy does not select it, the same timeout is the network's.
+    let own = check(&ns, "own-identity", world::API_ID, spec(false));
+    let done = apply_and_wait(&cluster, &own, "a result", |c| new_result_since(c, None)).await;
+    let status = done.status.clone().unwrap_or_default();
+    assert_eq!(status.root_cause, Some(RootCause::ConnectTimeout), "{:?}", status.summary);
+}
+
+#[derive(Default)]
+struct Seen {
+    pod: Option<Pod>,
+    slice_polls: usize,
+    ready_endpoint: Option<String>,
+}
+
+/// Polls the check's probe pod and the Service's EndpointSlices until the pod is gone.
+async fn watch_probe_pod(client: kube::Client, ns: &str, check: &str) -> Seen {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let slices: Api<EndpointSlice> = Api::namespaced(client, ns);
+    let by_check = ListParams::default().labels(&format!("pvtapi.io/check={check}"));
+    let of_service = ListParams::default().labels("kubernetes.io/service-name=orders");
+    let mut seen = Seen::default();
+    for _ in 0..600 {
+        let running = pods
+            .list(&by_check)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+        match (&running, &seen.pod) {
+            (Some(p), _) => {
+                let name = p.name_any();
+                for s in slices.list(&of_service).await.map(|l| l.items).unwrap_or_default() {
+                    for e in s.endpoints.iter().flatten() {
+                        let is_probe = e.target_ref.as_ref().and_then(|t| t.name.as_deref()) == Some(name.as_str());
+                        let ready = e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false);
+                        let serving = e.conditions.as_ref().and_then(|c| c.serving).unwrap_or(false);
+                        if is_probe && (ready || serving) {
+                            seen.ready_endpoint = Some(format!("{name} in {}: {:?}", s.name_any(), e.conditions));
+                        }
+                    }
+                }
+                seen.slice_polls += 1;
+                seen.pod = Some(p.clone());
+            }
+            (None, Some(_)) => return seen,
+            (None, None) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
