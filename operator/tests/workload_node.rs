@@ -116,6 +116,7 @@ spec:
     assert_eq!((owners[0].kind.as_str(), owners[0].controller), ("PrivateApiConnectivityCheck", Some(true)));
     assert!(seen.slice_polls > 0, "the EndpointSlices were read while the probe pod ran");
     assert!(seen.ready_endpoint.is_none(), "the probe pod was a ready endpoint: {:?}", seen.ready_endpoint);
+    assert!(seen.listed_not_ready, "the probe pod never appeared in the Service's EndpointSlice (as not ready)");
     let replica_sets =
         Api::<ReplicaSet>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.expect("rs");
     for rs in replica_sets.items {
@@ -135,6 +136,9 @@ struct Seen {
     pod: Option<Pod>,
     slice_polls: usize,
     ready_endpoint: Option<String>,
+    /// The probe pod was listed in the Service's EndpointSlice, not ready: the slice controller
+    /// saw it (it matches the selector) and the readiness gate kept it out.
+    listed_not_ready: bool,
 }
 
 /// Polls the check's probe pod and the Service's EndpointSlices until the pod is gone.
@@ -162,6 +166,8 @@ async fn watch_probe_pod(client: kube::Client, ns: &str, check: &str) -> Seen {
                         let serving = e.conditions.as_ref().and_then(|c| c.serving).unwrap_or(false);
                         if is_probe && (ready || serving) {
                             seen.ready_endpoint = Some(format!("{name} in {}: {:?}", s.name_any(), e.conditions));
+                        } else if is_probe {
+                            seen.listed_not_ready = true;
                         }
                     }
                 }
