@@ -46,4 +46,7 @@ log "health checks (Argo CD Lua via gopher-lua, Flux CEL via cel-go)"
 log "krew packaging (release-krew.sh, krew's own validator and install)"
 bash scripts/test-release-krew.sh
 
+log "fuzz smoke (cargo-fuzz: every target over its seeds, 15 s each)"
+bash tests/fuzz-smoke.sh
+
 log "done"

@@ -55,7 +55,14 @@ impl InvokeUrl {
         if after_scheme.split('/').next().is_some_and(|authority| authority.contains('@')) {
             return Err("it contains credentials (user:password@); pass it without them".into());
         }
-        let Some((scheme, _)) = url.split_once("://") else {
+        // Only a well-formed scheme is named in the error: anything else before `://` may be a
+        // password (`user:secret@host://…`).
+        let is_scheme = |s: &str| {
+            s.len() <= 16
+                && s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        };
+        let Some((scheme, _)) = url.split_once("://").filter(|(scheme, _)| is_scheme(scheme)) else {
             return Err("it is not an absolute URL (expected https://HOST/STAGE/PATH)".into());
         };
         if !scheme.eq_ignore_ascii_case("https") {
@@ -66,17 +73,38 @@ impl InvokeUrl {
         }
         let uri: hyper::Uri = url.parse().map_err(|e| format!("it is not a valid URL ({e})"))?;
         let authority = uri.authority().ok_or("it has no host")?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        // `http` accepts more than RFC 3986 here (`[f:]x`, `[::1]junk`, zone ids): a bracketed
+        // host must be an IPv6 address, and only `:PORT` may follow the host, so the host
+        // probed is the one the workload's client would use.
+        let raw_host = authority.host();
+        let host = match raw_host.strip_prefix('[') {
+            Some(bracketed) => {
+                let inner = bracketed.strip_suffix(']').unwrap_or(bracketed);
+                if inner.parse::<std::net::Ipv6Addr>().is_err() {
+                    return Err("it is not a valid URL (bad IPv6 address in brackets)".into());
+                }
+                inner.to_ascii_lowercase()
+            }
+            None => raw_host.to_ascii_lowercase(),
+        };
         if host.is_empty() {
             return Err("it has an empty host".into());
         }
-        let after_host = authority.as_str().rsplit_once(']').map_or(authority.as_str(), |(_, rest)| rest);
-        let port = match after_host.split_once(':') {
-            None => None,
-            Some((_, p)) => Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("it is not a valid URL (bad port)")?),
+        let after_host = authority.as_str().strip_prefix(raw_host).ok_or("it is not a valid URL (bad host)")?;
+        let port = match after_host {
+            "" => None,
+            _ => Some(
+                after_host
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse::<u16>().ok())
+                    .filter(|p| *p != 0)
+                    .ok_or("it is not a valid URL (bad port)")?,
+            ),
         };
-        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let path = if path.is_empty() { "/".to_owned() } else { path };
+        // `https://host?x=1` has an empty path: the request target is `/?x=1`.
+        let path_and_query = uri.path_and_query().map_or("", |p| p.as_str());
+        let path =
+            if path_and_query.starts_with('/') { path_and_query.to_owned() } else { format!("/{path_and_query}") };
         Ok(Self { host, port, path, host_header: None, api_id_header: None })
     }
 
@@ -442,6 +470,13 @@ mod tests {
         assert_eq!(v6.host, "fd00::1");
         assert_eq!(t.plan_for_url(&v6, 443).url, "https://[fd00::1]/prod/");
         assert_eq!(t.plan_for_url(&v6, 443).host_header, "[fd00::1]");
+        // Found by fuzzing: a query without a path kept `?x=1` as the request path.
+        let query_only = InvokeUrl::parse("https://api.example.internal?x=1").unwrap();
+        assert_eq!(query_only.path, "/?x=1");
+        assert_eq!(t.plan_for_url(&query_only, 443).url, "https://api.example.internal/?x=1");
+        let v6_port = InvokeUrl::parse("https://[FD00::1]:8443/prod/").unwrap();
+        assert_eq!((v6_port.host.as_str(), v6_port.port), ("fd00::1", Some(8443)));
+        assert_eq!(t.plan_for_url(&v6_port, 443).url, "https://[fd00::1]:8443/prod/");
     }
 
     #[test]
@@ -457,6 +492,15 @@ mod tests {
             ("https://", "not a valid URL"),
             ("https://exa mple.com/secret", "not a valid URL"),
             ("https://host:99999/secret", "not a valid URL"),
+            // Found by fuzzing (fuzz/ invoke_url): `http` accepted these authorities, and the
+            // probe went on with host `f:` (text after `]` dropped) or an IPv6 zone id.
+            ("https://[f:]d/secret", "bad IPv6 address"),
+            // … and an error that named everything before `://` as the scheme.
+            ("user:secret@host.example://x/prod", "absolute"),
+            ("ftp://host.example/secret", "it uses ftp://"),
+            ("https://[::1]x/secret", "not a valid URL"),
+            ("https://[fe80::1%25eth0]/secret", "not a valid URL"),
+            ("https://[v1.x]/secret", "not a valid URL"),
         ];
         for (url, want) in cases {
             let err = InvokeUrl::parse(url).unwrap_err();
