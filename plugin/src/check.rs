@@ -20,7 +20,7 @@ use pvtapi_engine::aws::{InspectRequest, Inspector, SdkOptions};
 use pvtapi_engine::cli::TargetArgs;
 
 use crate::cluster::KubeArgs;
-use pvtapi_engine::diagnosis::{AreaStatus, CheckReport, Diagnosis, diagnose};
+use pvtapi_engine::diagnosis::{AreaStatus, CheckReport, Diagnosis, diagnose_in_cluster};
 use pvtapi_engine::probe::ProbeReport;
 
 #[derive(Debug, Args)]
@@ -54,6 +54,17 @@ pub struct CheckArgs {
     /// With NAME: run the check now and wait for the new result.
     #[arg(long, requires = "name")]
     pub rerun: bool,
+    /// Probe from inside a running pod of this workload (deploy/NAME, sts/NAME, ds/NAME or
+    /// pod/NAME, in -n NAMESPACE): an ephemeral container in the pod's own network namespace,
+    /// with its resolv.conf and proxy variables; then AWS facts (your credentials, the pod's
+    /// address as the client) and the pod's NetworkPolicies explain what it saw. NOTE: an
+    /// ephemeral container stays in the pod's spec until the pod is replaced (it has exited; it
+    /// cannot be removed). Needs update on pods/ephemeralcontainers.
+    #[arg(long, value_name = "KIND/NAME", conflicts_with_all = ["name", "local", "keep"])]
+    from: Option<crate::from::FromRef>,
+    /// With --from: the probe image [default: the installed operator's image].
+    #[arg(long, value_name = "IMAGE", requires = "from")]
+    probe_image: Option<String>,
     /// With a temporary in-cluster check (--api-id … without --local): keep it afterwards.
     #[arg(long, conflicts_with_all = ["name", "local"])]
     pub keep: bool,
@@ -111,7 +122,8 @@ pub async fn run(mut args: CheckArgs, kube: &KubeArgs) -> u8 {
             2
         }
         (Some(name), _, None) => in_cluster(&args, kube, Mode::Named(name)).await,
-        (None, true, Some(target)) => run_local(args, target).await,
+        (None, _, Some(target)) if args.from.is_some() => run_local(args, target, Some(kube)).await,
+        (None, true, Some(target)) => run_local(args, target, None).await,
         (None, false, Some(target)) => match temporary_spec(&args, &target) {
             Ok(spec) => in_cluster(&args, kube, Mode::Temporary(Box::new(spec))).await,
             Err(err) => {
@@ -238,12 +250,24 @@ fn temporary_spec(args: &CheckArgs, t: &TargetArgs) -> Result<pvtapi_crds::Priva
     serde_json::from_value(spec).map_err(|e| format!("cannot build the check: {e}"))
 }
 
-/// `check --local`: probe, AWS and diagnosis in this process.
-async fn run_local(args: CheckArgs, mut target: TargetArgs) -> u8 {
+/// `check --local`: probe, AWS and diagnosis in this process; with `--from` (`kube` given) the
+/// probe runs in one of the workload's pods instead.
+async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeArgs>) -> u8 {
     if let Err(err) = target.normalize() {
         eprintln!("error: {err}");
         return 2;
     }
+    let from = match (&args.from, kube) {
+        (Some(r), Some(kube)) => match from_pod(&args, &target, r, kube).await {
+            Ok(site) => Some(site),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return 2;
+            }
+        },
+        _ => None,
+    };
+    let client_ip = from.as_ref().and_then(|f| f.pod_ip).or(args.source_ip);
     let role_account = args.api_role_arn.as_deref().and_then(validate::role_account).map(str::to_owned);
     if let (Some(given), Some(role)) = (&args.api_account_id, &role_account)
         && given != role
@@ -285,7 +309,7 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs) -> u8 {
         path: t.path.clone(),
         method: t.method.as_str().to_owned(),
         vpce_id: t.vpce_id.clone(),
-        client_ip: args.source_ip,
+        client_ip,
         request_id,
         request_time: Some(SystemTime::now()),
         include_deployment: false,
@@ -317,7 +341,23 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs) -> u8 {
         input.access = *mode;
     }
     spinner.set_message("probing DNS, TCP 443, TLS and the invoke…");
-    let report = match pvtapi_engine::probe::run(&input).await {
+    let probed = match &from {
+        None => pvtapi_engine::probe::run(&input).await.map_err(|e| e.to_string()),
+        Some(site) => {
+            let mut spec = site.spec.clone();
+            spec.access = input.access;
+            crate::from::probe_in_pod(
+                &site.client,
+                &site.pod,
+                &site.image,
+                &spec,
+                &input.target.vpce_dns_names,
+                &spinner,
+            )
+            .await
+        }
+    };
+    let report = match probed {
         Ok(mut r) => {
             if let Some((_, reason)) = auto_choice {
                 r.access.reason = reason;
@@ -350,7 +390,14 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs) -> u8 {
     }
     spinner.finish_and_clear();
 
-    let mut diagnosis = diagnose(&report, facts.as_ref());
+    // From a pod: a timeout may be its own NetworkPolicies.
+    let cluster = match &from {
+        Some(site) if pvtapi_operator::netpol::worth_reading(&report) => {
+            Some(pvtapi_operator::netpol::cluster_facts(&site.client, &site.pod, "from", &report).await)
+        }
+        _ => None,
+    };
+    let mut diagnosis = diagnose_in_cluster(&report, facts.as_ref(), cluster.as_ref());
     if let Some(reason) = &aws_unavailable {
         diagnosis = diagnosis.with_aws_unavailable(reason);
     }
@@ -543,4 +590,35 @@ fn table(d: &Diagnosis, report: &ProbeReport, color: bool) -> String {
         ),
     ));
     out
+}
+
+/// Where `--from` probes: the pod, its address, the probe image and the check it stands for.
+struct FromSite {
+    client: kube::Client,
+    pod: k8s_openapi::api::core::v1::Pod,
+    pod_ip: Option<IpAddr>,
+    image: String,
+    spec: pvtapi_crds::PrivateApiConnectivityCheckSpec,
+}
+
+async fn from_pod(
+    args: &CheckArgs,
+    target: &TargetArgs,
+    r: &crate::from::FromRef,
+    kube: &KubeArgs,
+) -> Result<FromSite, String> {
+    let spec = temporary_spec(args, target)?;
+    let cluster = kube.connect().await.map_err(|e| e.to_string())?;
+    let pod = crate::from::running_pod(&cluster.client, &cluster.namespace, r).await?;
+    let image = match &args.probe_image {
+        Some(i) => i.clone(),
+        None => crate::from::operator_image(&cluster.client).await?,
+    };
+    let pod_ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse().ok());
+    eprintln!(
+        "note: probing from pod {}/{} as an ephemeral container; it stays in the pod's spec (exited) until the pod is replaced",
+        cluster.namespace,
+        kube::ResourceExt::name_any(&pod)
+    );
+    Ok(FromSite { client: cluster.client, pod, pod_ip, image, spec })
 }

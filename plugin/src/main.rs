@@ -6,6 +6,7 @@
 mod check;
 mod cluster;
 mod discover;
+mod from;
 
 use std::process::ExitCode;
 
