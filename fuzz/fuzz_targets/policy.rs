@@ -195,6 +195,7 @@ fn check_decision(policy: &PolicyDocument, ctx: &RequestContext, decision: &Deci
             assert!(from_deny || from_allow, "Undetermined names {statement}, which is not undetermined");
             if from_allow && !from_deny {
                 assert!(!any(Effect::Allow, true), "an undetermined Allow is reported although an Allow applies");
+                assert!(!any(Effect::Deny, false), "an undetermined Allow is reported before an undetermined Deny");
             }
         }
         Decision::Allow { statement } => {
