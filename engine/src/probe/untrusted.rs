@@ -28,7 +28,8 @@ pub enum ReportError {
     Malformed(String),
     #[error("the report has fields the probe never writes: {0}")]
     UnknownFields(String),
-    #[error("the report version is {0:?}, expected {REPORT_VERSION:?}")]
+    /// The version as a quoted, escaped string, cut to 64 characters.
+    #[error("the report version is {0}, expected {REPORT_VERSION:?}")]
     WrongVersion(String),
     #[error("the report is for another target: {0} differs from the check's spec")]
     TargetMismatch(&'static str),
@@ -62,7 +63,9 @@ pub fn parse_probe_report(message: &str) -> Result<ProbeReport, ReportError> {
         return Err(ReportError::UnknownFields(clean(&unknown.join(", "), 200)));
     }
     if report.version != REPORT_VERSION {
-        return Err(ReportError::WrongVersion(clean(&report.version, 64)));
+        // Escaped first, then cut: escaping after the cut let 64 invisible characters become
+        // 64 `\u{200b}`s, over 500 characters of error text.
+        return Err(ReportError::WrongVersion(clean(&format!("{:?}", report.version), 64)));
     }
     Ok(report)
 }
@@ -163,6 +166,19 @@ mod tests {
         assert!(!err.contains("AKIA"), "{err}");
         assert!(!err.contains('\u{1b}'), "{err}");
         assert!(err.len() < 300);
+    }
+
+    #[test]
+    fn error_text_is_bounded_whatever_the_version_holds() {
+        // As JSON text: 64 zero-width spaces, 500 escaped quotes, 1,000 right-to-left overrides.
+        for version in ["\u{200b}".repeat(64), "\\\"".repeat(500), "\u{202e}".repeat(1000)] {
+            let message = good().replace(REPORT_VERSION, &version);
+            let err = parse_probe_report(&message).expect_err("wrong version").to_string();
+            assert!(err.chars().count() <= 160, "{} characters: {err}", err.chars().count());
+            assert!(err.starts_with("the report version is \""), "{err}");
+        }
+        let err = parse_probe_report(&good().replace(REPORT_VERSION, "v9")).expect_err("wrong version");
+        assert_eq!(err.to_string(), format!("the report version is \"v9\", expected {REPORT_VERSION:?}"));
     }
 
     #[test]
