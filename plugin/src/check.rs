@@ -334,7 +334,7 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs) -> u8 {
                 );
                 let out = CheckReport::new(d, None, facts);
                 if let Some(text) = render(&out, args.output) {
-                    println!("{text}");
+                    crate::out(&format!("{text}\n"));
                 }
             }
             return 2;
@@ -360,7 +360,7 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs) -> u8 {
         structured => render(&CheckReport::new(diagnosis, Some(report), facts), structured),
     };
     match printed {
-        Some(text) => println!("{}", text.trim_end()),
+        Some(text) => crate::out(&format!("{}\n", text.trim_end())),
         None => return 2,
     }
     code
