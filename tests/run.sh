@@ -37,6 +37,17 @@ cargo build --locked -p pvtapi-operator --bin pvtapi-operator
 log "starting the local cluster (etcd, apiserver, scheduler, controller-manager, kube-proxy, containerd, kubelet, dnsmasq)"
 eval "$(bash tests/substrate/cluster.sh start)"
 
+# The README's one-command demo, minus install and cluster start/stop (done above): the chart,
+# five sample checks against a moto VPC world, kubectl get pac / kubectl pvtapi; it fails when a
+# check does not name the root cause its world was built for. First, on a fresh cluster, so no
+# other suite's checks are in its cluster-wide view.
+# `cargo test --no-run` builds the plugin and the demo with the test build's features: no
+# third compile of the AWS SDK.
+log "cargo test --workspace --no-run (every test binary, the plugin, the demo)"
+cargo test --workspace --locked --no-run
+log "the demo (tests/src/bin/demo.rs) on the cluster"
+"$CARGO_TARGET_DIR/debug/demo"
+
 log "cargo test --workspace"
 cargo test --workspace --locked --no-fail-fast
 

@@ -70,6 +70,13 @@ fn the_image_is_reproducible_nonroot_shell_free_and_matches_the_dockerfile() {
     let rootfs = dir.join("rootfs");
     untar(&blob(&layout, manifest["layers"][0]["digest"].as_str().expect("layer digest")), &rootfs);
     assert!(rootfs.join("pvtapi-operator").is_file());
+    // Root CAs where distroless/static keeps them: the AWS SDK's HTTPS client panics without any
+    // (seen: the chart's operator pod, reading moto, before the image had them).
+    let cas = std::fs::read_to_string(rootfs.join("etc/ssl/certs/ca-certificates.crt")).unwrap_or_default();
+    assert!(
+        cas.contains("-----BEGIN CERTIFICATE-----"),
+        "the image has the root CAs at /etc/ssl/certs/ca-certificates.crt"
+    );
     for shell in ["bin/sh", "bin/bash", "usr/bin/sh", "bin/busybox"] {
         assert!(!rootfs.join(shell).exists(), "the image must have no shell, found /{shell}");
     }

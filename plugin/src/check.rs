@@ -374,7 +374,7 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
                 );
                 let out = CheckReport::new(d, None, facts);
                 if let Some(text) = render(&out, args.output) {
-                    println!("{text}");
+                    crate::out(&format!("{text}\n"));
                 }
             }
             return 2;
@@ -407,7 +407,7 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
         structured => render(&CheckReport::new(diagnosis, Some(report), facts), structured),
     };
     match printed {
-        Some(text) => println!("{}", text.trim_end()),
+        Some(text) => crate::out(&format!("{}\n", text.trim_end())),
         None => return 2,
     }
     code

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anstyle::{AnsiColor, Style};
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -256,7 +257,7 @@ pub fn print_check(check: &PrivateApiConnectivityCheck, format: Format, color: b
         Format::Json => serde_json::to_string_pretty(check).map_err(|e| eprintln!("error: cannot render: {e}")).ok()?,
         Format::Yaml => serde_norway::to_string(check).map_err(|e| eprintln!("error: cannot render: {e}")).ok()?,
     };
-    println!("{}", text.trim_end());
+    crate::out(&format!("{}\n", text.trim_end()));
     Some(())
 }
 
@@ -424,7 +425,7 @@ pub async fn check_temporary(
     result
 }
 
-/// `list`: one LIST call, one row per check.
+/// `list -o json|yaml`: one LIST call, the whole objects.
 pub async fn list(
     cluster: &Cluster,
     all_namespaces: bool,
@@ -439,15 +440,137 @@ pub async fn list(
     if let Some(s) = selector {
         lp = lp.labels(s);
     }
-    let where_ = if all_namespaces { "all namespaces".to_owned() } else { format!("namespace {}", cluster.namespace) };
     let mut items =
-        api.list(&lp).await.map_err(|e| explain(&e, &format!("listing checks in {where_}"), &cluster.namespace))?.items;
+        api.list(&lp).await.map_err(|e| explain(&e, &list_what(cluster, all_namespaces), &cluster.namespace))?.items;
     items.sort_by_key(|c| (c.namespace(), c.name_any()));
     Ok(items)
 }
 
+fn list_what(cluster: &Cluster, all_namespaces: bool) -> String {
+    let where_ = if all_namespaces { "all namespaces".to_owned() } else { format!("namespace {}", cluster.namespace) };
+    format!("listing checks in {where_}")
+}
+
+/// What the `list` table shows of a check, and nothing more: parsing a LIST response into these
+/// skips the rest of each object (the report but its total time, the managed fields, the
+/// conditions' messages) instead of building it. With 1,000 checks that response is ~10 MB,
+/// most of it `status.report`, `status.history` and `metadata.managedFields`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Row {
+    metadata: RowMeta,
+    spec: RowSpec,
+    #[serde(default)]
+    status: Option<RowStatus>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RowMeta {
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    creation_timestamp: Option<Time>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RowSpec {
+    api: RowApi,
+    endpoint: RowEndpoint,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct RowApi {
+    id: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RowEndpoint {
+    vpc_endpoint_id: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RowStatus {
+    #[serde(default)]
+    root_cause: Option<RootCause>,
+    #[serde(default)]
+    failing_since: Option<Time>,
+    #[serde(default)]
+    last_run_time: Option<Time>,
+    #[serde(default)]
+    success_ratio: Option<f64>,
+    #[serde(default)]
+    conditions: Vec<RowCondition>,
+    #[serde(default)]
+    history: Vec<RowRun>,
+    #[serde(default)]
+    report: Option<RowReport>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct RowCondition {
+    #[serde(rename = "type")]
+    type_: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RowRun {
+    #[serde(default)]
+    duration_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct RowReport {
+    #[serde(default)]
+    probe: RowProbe,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+struct RowProbe {
+    #[serde(default)]
+    timings: RowTimings,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RowTimings {
+    #[serde(default)]
+    total_ms: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct RowList {
+    #[serde(default)]
+    items: Vec<Row>,
+}
+
+/// `list` (table, wide): one LIST call, parsed into [`Row`]s.
+pub async fn list_rows(cluster: &Cluster, all_namespaces: bool, selector: Option<&str>) -> Result<Vec<Row>, Failure> {
+    use kube::Resource;
+    let ns = (!all_namespaces).then_some(cluster.namespace.as_str());
+    let mut lp = ListParams::default();
+    if let Some(s) = selector {
+        lp = lp.labels(s);
+    }
+    let what = list_what(cluster, all_namespaces);
+    let request = kube::core::Request::new(PrivateApiConnectivityCheck::url_path(&(), ns))
+        .list(&lp)
+        .map_err(|e| Failure(format!("{what}: {e}")))?;
+    let text = cluster.client.request_text(request).await.map_err(|e| explain(&e, &what, &cluster.namespace))?;
+    let list: RowList =
+        serde_json::from_str(&text).map_err(|e| Failure(format!("{what}: unexpected answer from the cluster: {e}")))?;
+    let mut items = list.items;
+    items.sort_by(|a, b| (&a.metadata.namespace, &a.metadata.name).cmp(&(&b.metadata.namespace, &b.metadata.name)));
+    Ok(items)
+}
+
 /// The `list` table.
-pub fn render_list(items: &[PrivateApiConnectivityCheck], all_namespaces: bool, wide: bool, now: Timestamp) -> String {
+pub fn render_list(items: &[Row], all_namespaces: bool, wide: bool, now: Timestamp) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut header: Vec<&str> = Vec::new();
     if all_namespaces {
@@ -457,33 +580,26 @@ pub fn render_list(items: &[PrivateApiConnectivityCheck], all_namespaces: bool, 
     if wide {
         header.extend(["SUCCESS", "RUN", "PROBE"]);
     }
+    let dash = || "-".to_owned();
     for c in items {
         let s = c.status.as_ref();
         let cond = s.and_then(|s| s.conditions.iter().find(|x| x.type_ == conditions::REACHABLE));
         let mut row = Vec::new();
         if all_namespaces {
-            row.push(c.namespace().unwrap_or_default());
+            row.push(c.metadata.namespace.clone());
         }
-        row.push(c.name_any());
+        row.push(c.metadata.name.clone());
         row.push(c.spec.api.id.clone());
         row.push(c.spec.endpoint.vpc_endpoint_id.clone());
-        row.push(cond.map_or_else(|| "-".to_owned(), |x| x.status.clone()));
-        row.push(s.and_then(|s| s.root_cause).map_or_else(|| "-".to_owned(), |r| r.code().to_owned()));
-        row.push(s.and_then(|s| s.failing_since.as_ref()).map_or_else(|| "-".to_owned(), |t| age(t.0, now)));
-        row.push(s.and_then(|s| s.last_run_time.as_ref()).map_or_else(|| "-".to_owned(), |t| age(t.0, now)));
-        row.push(c.metadata.creation_timestamp.as_ref().map_or_else(|| "-".to_owned(), |t| age(t.0, now)));
+        row.push(cond.map_or_else(dash, |x| x.status.clone()));
+        row.push(s.and_then(|s| s.root_cause).map_or_else(dash, |r| r.code().to_owned()));
+        row.push(s.and_then(|s| s.failing_since.as_ref()).map_or_else(dash, |t| age(t.0, now)));
+        row.push(s.and_then(|s| s.last_run_time.as_ref()).map_or_else(dash, |t| age(t.0, now)));
+        row.push(c.metadata.creation_timestamp.as_ref().map_or_else(dash, |t| age(t.0, now)));
         if wide {
-            row.push(s.and_then(|s| s.success_ratio).map_or_else(|| "-".to_owned(), |r| format!("{:.0}%", r * 100.0)));
-            row.push(
-                s.and_then(|s| s.history.first())
-                    .and_then(|h| h.duration_ms)
-                    .map_or_else(|| "-".to_owned(), |v| format!("{v}ms")),
-            );
-            row.push(
-                s.and_then(|s| s.report.as_ref())
-                    .and_then(|r| r["probe"]["timings"]["totalMs"].as_u64())
-                    .map_or_else(|| "-".to_owned(), |v| format!("{v}ms")),
-            );
+            row.push(s.and_then(|s| s.success_ratio).map_or_else(dash, |r| format!("{:.0}%", r * 100.0)));
+            row.push(s.and_then(|s| s.history.first()?.duration_ms).map_or_else(dash, |v| format!("{v}ms")));
+            row.push(s.and_then(|s| s.report.as_ref()?.probe.timings.total_ms).map_or_else(dash, |v| format!("{v}ms")));
         }
         rows.push(row);
     }

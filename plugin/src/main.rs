@@ -103,16 +103,17 @@ async fn list(args: ListArgs, kube: &cluster::KubeArgs) -> u8 {
             return 2;
         }
     };
-    let items = match cluster::list(&cluster, args.all_namespaces, args.selector.as_deref()).await {
-        Ok(items) => items,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return 2;
-        }
-    };
     let text = match args.output {
         cluster::Format::Table | cluster::Format::Wide => {
-            if items.is_empty() {
+            // The table needs a few fields of each check: parsed into rows, not whole objects.
+            let rows = match cluster::list_rows(&cluster, args.all_namespaces, args.selector.as_deref()).await {
+                Ok(rows) => rows,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return 2;
+                }
+            };
+            if rows.is_empty() {
                 let where_ = if args.all_namespaces {
                     "any namespace".to_owned()
                 } else {
@@ -122,24 +123,27 @@ async fn list(args: ListArgs, kube: &cluster::KubeArgs) -> u8 {
                 return 0;
             }
             cluster::render_list(
-                &items,
+                &rows,
                 args.all_namespaces,
                 args.output == cluster::Format::Wide,
                 k8s_openapi::jiff::Timestamp::now(),
             )
         }
-        cluster::Format::Json => {
-            match serde_json::to_string_pretty(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: cannot render: {e}");
+        cluster::Format::Json | cluster::Format::Yaml => {
+            let items = match cluster::list(&cluster, args.all_namespaces, args.selector.as_deref()).await {
+                Ok(items) => items,
+                Err(err) => {
+                    eprintln!("error: {err}");
                     return 2;
                 }
-            }
-        }
-        cluster::Format::Yaml => {
-            match serde_norway::to_string(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})) {
+            };
+            let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+            let rendered = if args.output == cluster::Format::Json {
+                serde_json::to_string_pretty(&list).map_err(|e| e.to_string())
+            } else {
+                serde_norway::to_string(&list).map_err(|e| e.to_string())
+            };
+            match rendered {
                 Ok(t) => t,
                 Err(e) => {
                     eprintln!("error: cannot render: {e}");
@@ -148,7 +152,7 @@ async fn list(args: ListArgs, kube: &cluster::KubeArgs) -> u8 {
             }
         }
     };
-    println!("{}", text.trim_end());
+    crate::out(&format!("{}\n", text.trim_end()));
     0
 }
 
@@ -197,7 +201,7 @@ async fn discover(args: DiscoverArgs, kube: &cluster::KubeArgs) -> u8 {
         return 0;
     }
     match args.output {
-        DiscoverFormat::Yaml => print!("{}", discover::manifests(&found)),
+        DiscoverFormat::Yaml => out(&discover::manifests(&found)),
         DiscoverFormat::Table => {
             let mut rows =
                 vec![["NAMESPACE", "WORKLOAD", "SOURCE", "API", "ENDPOINT", "ACCESS", "HOST"].map(str::to_owned)];
@@ -217,7 +221,7 @@ async fn discover(args: DiscoverArgs, kube: &cluster::KubeArgs) -> u8 {
                 (0..7).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
             for r in rows {
                 let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
-                println!("{}", line.join("   ").trim_end());
+                out(&format!("{}\n", line.join("   ").trim_end()));
             }
             eprintln!("\n`kubectl pvtapi discover -o yaml` prints these as PrivateApiConnectivityCheck manifests.");
         }
@@ -230,6 +234,20 @@ fn explain(code: RootCause) -> String {
 }
 
 /// Runs a command's future to its exit code on a single-threaded runtime.
+/// Writes to stdout. A reader that went away (`kubectl pvtapi list -A | head`) ends the output
+/// quietly, as it does kubectl's, instead of a panic.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(2);
+    }
+}
+
 fn block_on(command: impl std::future::Future<Output = u8>) -> ExitCode {
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => ExitCode::from(runtime.block_on(command)),
@@ -247,7 +265,7 @@ fn main() -> ExitCode {
         Command::List(args) => block_on(list(args, &cli.kube)),
         Command::Discover(args) => block_on(discover(args, &cli.kube)),
         Command::Version => {
-            println!("kubectl-pvtapi {}", env!("CARGO_PKG_VERSION"));
+            out(&format!("kubectl-pvtapi {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         Command::Completion { shell } => {
@@ -257,13 +275,13 @@ fn main() -> ExitCode {
         }
         Command::Explain { all: true, .. } => {
             for code in RootCause::ALL {
-                println!("{}", explain(*code));
+                out(&format!("{}\n", explain(*code)));
             }
             ExitCode::SUCCESS
         }
         Command::Explain { code: Some(code), .. } => match code.parse::<RootCause>() {
             Ok(code) => {
-                print!("{}", explain(code));
+                out(&explain(code));
                 ExitCode::SUCCESS
             }
             Err(err) => {
@@ -273,7 +291,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Schema => {
-            print!("{}", pvtapi_engine::diagnosis::CheckReport::json_schema());
+            out(&pvtapi_engine::diagnosis::CheckReport::json_schema());
             ExitCode::SUCCESS
         }
         Command::Explain { code: None, all: false } => {

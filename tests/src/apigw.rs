@@ -151,15 +151,38 @@ pub type Responder = Arc<dyn Fn(&SeenRequest) -> Reply + Send + Sync>;
 /// API Gateway's routing for private APIs: on a vpce hostname without `Host: {api}.execute-api…`
 /// or `x-apigw-api-id`, it cannot tell which API is meant and answers 403 Forbidden.
 pub fn requires_api_identity(api_id: &str, then: Reply) -> Responder {
-    let api_host_prefix = format!("{api_id}.execute-api.");
-    let alias_prefix = format!("{api_id}-vpce-");
-    let api_id = api_id.to_owned();
+    route_by_api(vec![(api_id.to_owned(), Arc::new(move |_: &SeenRequest| then.clone()))])
+}
+
+/// One front end for several private APIs, as API Gateway's is: the API is told from the `Host`
+/// header (`{api}.execute-api…` or the alias `{api}-vpce-…`) or `x-apigw-api-id`, and its own
+/// responder answers. A request naming no API, or one not in `apis`, gets 403 Forbidden.
+pub fn route_by_api(apis: Vec<(String, Responder)>) -> Responder {
     Arc::new(move |req: &SeenRequest| {
         let host = req.header("host").unwrap_or("");
-        let identified = host.starts_with(&api_host_prefix)
-            || host.starts_with(&alias_prefix)
-            || req.header("x-apigw-api-id") == Some(api_id.as_str());
-        if identified { then.clone() } else { Reply::apigw_error(403, "ForbiddenException", "message", "Forbidden") }
+        let named = |id: &str| {
+            host.starts_with(&format!("{id}.execute-api."))
+                || host.starts_with(&format!("{id}-vpce-"))
+                || req.header("x-apigw-api-id") == Some(id)
+        };
+        match apis.iter().find(|(id, _)| named(id)) {
+            Some((_, responder)) => responder(req),
+            None => Reply::apigw_error(403, "ForbiddenException", "message", "Forbidden"),
+        }
+    })
+}
+
+/// An API deployed to `stages` only: a request for another stage (the path's first segment)
+/// gets API Gateway's 403 `Missing Authentication Token`; the others get `then`.
+pub fn deployed_stages(stages: &[&str], then: Reply) -> Responder {
+    let stages: Vec<String> = stages.iter().map(|s| (*s).to_owned()).collect();
+    Arc::new(move |req: &SeenRequest| {
+        let stage = req.path.trim_start_matches('/').split(['/', '?']).next().unwrap_or_default();
+        if stages.iter().any(|s| s == stage) {
+            then.clone()
+        } else {
+            Reply::apigw_error(403, "MissingAuthenticationTokenException", "message", "Missing Authentication Token")
+        }
     })
 }
 

@@ -32,17 +32,26 @@ impl Moto {
     /// As [`Moto::start`], with extra environment for the server (e.g.
     /// `INITIAL_NO_AUTH_ACTION_COUNT` to enforce IAM after the first N requests).
     pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
+        Moto::start_at(IpAddr::V4(Ipv4Addr::LOCALHOST), env)
+    }
+
+    /// Starts moto_server on `ip` (an address of this host, e.g. the local cluster's node
+    /// address, where pods reach it: an operator pod's `AWS_ENDPOINT_URL`) and a free port.
+    pub fn start_on(ip: IpAddr) -> Moto {
+        Moto::start_at(ip, &[])
+    }
+
+    fn start_at(ip: IpAddr, env: &[(&str, &str)]) -> Moto {
         let program = require_program(
             "moto_server",
             &format!("PyPI package `moto[server]=={MOTO_VERSION}` (pip install 'moto[server]=={MOTO_VERSION}')"),
         );
-        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let addr = SocketAddr::new(ip, free_port(ip));
         let dir = ScratchDir::new("moto");
         let log = dir.path().join("moto.log");
         let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
         let mut child = Command::new(program)
-            .args(["-H", "127.0.0.1", "-p", &addr.port().to_string()])
+            .args(["-H", &ip.to_string(), "-p", &addr.port().to_string()])
             .env("MOTO_ALLOW_NONEXISTENT_REGION", "false")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -75,7 +84,7 @@ impl Moto {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://ADDRESS:PORT` (127.0.0.1 unless started with [`Moto::start_on`]).
     pub fn endpoint_url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -84,31 +84,16 @@ async fn build_inner(
     let mut subnets = Vec::new();
     // The network side lives in the region of `config` (an endpoint in another region than the
     // API is the cross-region case).
-    let region = config.region().map(|r| r.to_string()).ok_or("the SDK config has no region")?;
+    let region = region_of(config)?;
     for (cidr, az) in [("10.0.1.0/24", format!("{region}a")), ("10.0.2.0/24", format!("{region}b"))] {
         let out = ec2.create_subnet().vpc_id(&vpc).cidr_block(cidr).availability_zone(az).send().await;
         subnets.push(out.map_err(fail("CreateSubnet"))?.subnet.and_then(|s| s.subnet_id).ok_or("CreateSubnet id")?);
     }
     let (subnet_endpoint, subnet_client) = (subnets[0].clone(), subnets[1].clone());
-    let mut groups = Vec::new();
-    for name in ["endpoint", "client"] {
-        let out = ec2.create_security_group().group_name(name).description(name).vpc_id(&vpc).send().await;
-        groups.push(out.map_err(fail("CreateSecurityGroup"))?.group_id.ok_or("CreateSecurityGroup id")?);
-    }
-    let (sg_endpoint, sg_client) = (groups[0].clone(), groups[1].clone());
+    let sg_endpoint = create_group(&ec2, &vpc, "endpoint").await?;
+    let sg_client = create_group(&ec2, &vpc, "client").await?;
     if spec.endpoint_allows_443_from_client {
-        let rule = IpPermission::builder()
-            .ip_protocol("tcp")
-            .from_port(443)
-            .to_port(443)
-            .user_id_group_pairs(UserIdGroupPair::builder().group_id(&sg_client).build())
-            .build();
-        ec2.authorize_security_group_ingress()
-            .group_id(&sg_endpoint)
-            .ip_permissions(rule)
-            .send()
-            .await
-            .map_err(fail("AuthorizeSecurityGroupIngress"))?;
+        allow_443_from(&ec2, &sg_endpoint, &sg_client).await?;
     }
     ec2.create_network_interface()
         .subnet_id(&subnet_client)
@@ -117,40 +102,114 @@ async fn build_inner(
         .send()
         .await
         .map_err(fail("CreateNetworkInterface"))?;
-    let vpce = ec2
-        .create_vpc_endpoint()
+    let vpce = create_endpoint(&ec2, &vpc, &region, &subnet_endpoint, &sg_endpoint, true, spec.endpoint_policy.clone())
+        .await?;
+
+    let apigw = aws_sdk_apigateway::Client::new(api_config);
+    let policy = spec.resource_policy.as_ref().map(|p| p.replace("VPCE", &vpce));
+    let settings = ApiSettings {
+        method_authorization: &spec.method_authorization,
+        api_key_required: spec.api_key_required,
+        disable_execute_api_endpoint: spec.disable_execute_api_endpoint,
+    };
+    create_api(&apigw, API_ID, "orders", policy, std::slice::from_ref(&vpce), "prod", &settings).await?;
+    let client_ip = CLIENT_IP.parse().map_err(fail("client ip"))?;
+    Ok(World { vpc, subnet_endpoint, subnet_client, sg_endpoint, sg_client, client_ip, vpce })
+}
+
+fn region_of(config: &aws_config::SdkConfig) -> Result<String, String> {
+    config.region().map(|r| r.to_string()).ok_or_else(|| "the SDK config has no region".to_owned())
+}
+
+async fn create_group(ec2: &aws_sdk_ec2::Client, vpc: &str, name: &str) -> Result<String, String> {
+    let out = ec2.create_security_group().group_name(name).description(name).vpc_id(vpc).send().await;
+    Ok(out.map_err(fail("CreateSecurityGroup"))?.group_id.ok_or("CreateSecurityGroup id")?)
+}
+
+/// Inbound TCP 443 to `group` from members of `from`.
+async fn allow_443_from(ec2: &aws_sdk_ec2::Client, group: &str, from: &str) -> Result<(), String> {
+    let rule = IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(443)
+        .to_port(443)
+        .user_id_group_pairs(UserIdGroupPair::builder().group_id(from).build())
+        .build();
+    ec2.authorize_security_group_ingress()
+        .group_id(group)
+        .ip_permissions(rule)
+        .send()
+        .await
+        .map_err(fail("AuthorizeSecurityGroupIngress"))?;
+    Ok(())
+}
+
+async fn create_endpoint(
+    ec2: &aws_sdk_ec2::Client,
+    vpc: &str,
+    region: &str,
+    subnet: &str,
+    group: &str,
+    private_dns: bool,
+    policy: Option<String>,
+) -> Result<String, String> {
+    ec2.create_vpc_endpoint()
         .vpc_endpoint_type(VpcEndpointType::Interface)
-        .vpc_id(&vpc)
+        .vpc_id(vpc)
         .service_name(format!("com.amazonaws.{region}.execute-api"))
-        .subnet_ids(&subnet_endpoint)
-        .security_group_ids(&sg_endpoint)
-        .private_dns_enabled(true)
-        .set_policy_document(spec.endpoint_policy.clone())
+        .subnet_ids(subnet)
+        .security_group_ids(group)
+        .private_dns_enabled(private_dns)
+        .set_policy_document(policy)
         .send()
         .await
         .map_err(fail("CreateVpcEndpoint"))?
         .vpc_endpoint
         .and_then(|e| e.vpc_endpoint_id)
-        .ok_or("CreateVpcEndpoint id")?;
+        .ok_or_else(|| "CreateVpcEndpoint id".to_owned())
+}
 
-    let apigw = aws_sdk_apigateway::Client::new(api_config);
+/// The method's authorization and the API's default endpoint.
+struct ApiSettings<'a> {
+    method_authorization: &'a str,
+    api_key_required: bool,
+    disable_execute_api_endpoint: bool,
+}
+
+/// No authorization, no API key, the default execute-api endpoint on.
+const OPEN: ApiSettings<'static> =
+    ApiSettings { method_authorization: "NONE", api_key_required: false, disable_execute_api_endpoint: false };
+
+/// A PRIVATE REST API `id` (moto honours the `_custom_id_` tag) associated with `vpce_ids`, with
+/// `GET /health` (MOCK integration) deployed to `stage`.
+async fn create_api(
+    apigw: &aws_sdk_apigateway::Client,
+    id: &str,
+    name: &str,
+    resource_policy: Option<String>,
+    vpce_ids: &[String],
+    stage: &str,
+    settings: &ApiSettings<'_>,
+) -> Result<(), String> {
     apigw
         .create_rest_api()
-        .name("orders")
-        .tags("_custom_id_", API_ID)
-        .set_policy(spec.resource_policy.as_ref().map(|p| p.replace("VPCE", &vpce)))
-        .disable_execute_api_endpoint(spec.disable_execute_api_endpoint)
+        .name(name)
+        .tags("_custom_id_", id)
+        .set_policy(resource_policy)
+        .disable_execute_api_endpoint(settings.disable_execute_api_endpoint)
         .endpoint_configuration(
-            EndpointConfiguration::builder().types(EndpointType::Private).vpc_endpoint_ids(&vpce).build(),
+            EndpointConfiguration::builder()
+                .types(EndpointType::Private)
+                .set_vpc_endpoint_ids(Some(vpce_ids.to_vec()))
+                .build(),
         )
         .send()
         .await
         .map_err(fail("CreateRestApi"))?;
-    let resources = apigw.get_resources().rest_api_id(API_ID).send().await.map_err(fail("GetResources"))?;
+    let resources = apigw.get_resources().rest_api_id(id).send().await.map_err(fail("GetResources"))?;
     let root = resources.items().first().and_then(|r| r.id()).ok_or("GetResources root")?.to_owned();
     let health = apigw
         .create_resource()
-        .rest_api_id(API_ID)
+        .rest_api_id(id)
         .parent_id(&root)
         .path_part("health")
         .send()
@@ -160,26 +219,69 @@ async fn build_inner(
         .ok_or("CreateResource id")?;
     apigw
         .put_method()
-        .rest_api_id(API_ID)
+        .rest_api_id(id)
         .resource_id(&health)
         .http_method("GET")
-        .authorization_type(&spec.method_authorization)
-        .api_key_required(spec.api_key_required)
+        .authorization_type(settings.method_authorization)
+        .api_key_required(settings.api_key_required)
         .send()
         .await
         .map_err(fail("PutMethod"))?;
     apigw
         .put_integration()
-        .rest_api_id(API_ID)
+        .rest_api_id(id)
         .resource_id(&health)
         .http_method("GET")
         .r#type(IntegrationType::Mock)
         .send()
         .await
         .map_err(fail("PutIntegration"))?;
-    apigw.create_deployment().rest_api_id(API_ID).stage_name("prod").send().await.map_err(fail("CreateDeployment"))?;
-    let client_ip = CLIENT_IP.parse().map_err(fail("client ip"))?;
-    Ok(World { vpc, subnet_endpoint, subnet_client, sg_endpoint, sg_client, client_ip, vpce })
+    apigw.create_deployment().rest_api_id(id).stage_name(stage).send().await.map_err(fail("CreateDeployment"))?;
+    Ok(())
+}
+
+/// One more private REST API in a world, beside [`API_ID`]: `GET /health` (MOCK) deployed to
+/// `stage`, associated with `vpce_ids`, with its own resource policy (taken as given).
+#[derive(Clone, Debug)]
+pub struct ApiSpec {
+    pub id: String,
+    pub name: String,
+    pub resource_policy: Option<String>,
+    pub vpce_ids: Vec<String>,
+    pub stage: String,
+}
+
+/// Creates the API of `spec`; panics naming the call that failed.
+pub async fn add_api(config: &aws_config::SdkConfig, spec: &ApiSpec) {
+    let apigw = aws_sdk_apigateway::Client::new(config);
+    create_api(&apigw, &spec.id, &spec.name, spec.resource_policy.clone(), &spec.vpce_ids, &spec.stage, &OPEN)
+        .await
+        .unwrap_or_else(|call| panic!("building the moto world: {call} failed (API {})", spec.id));
+}
+
+/// Another execute-api interface endpoint in the world's endpoint subnet, with a security group
+/// of its own (`name`) that allows TCP 443 from the client's group or not, and private DNS on or
+/// off (AWS lets one endpoint per service and VPC have it on). Returns the endpoint's id and its
+/// group's.
+pub async fn add_endpoint(
+    config: &aws_config::SdkConfig,
+    world: &World,
+    name: &str,
+    allows_443_from_client: bool,
+    private_dns: bool,
+) -> (String, String) {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let made = async {
+        let region = region_of(config)?;
+        let group = create_group(&ec2, &world.vpc, name).await?;
+        if allows_443_from_client {
+            allow_443_from(&ec2, &group, &world.sg_client).await?;
+        }
+        let vpce =
+            create_endpoint(&ec2, &world.vpc, &region, &world.subnet_endpoint, &group, private_dns, None).await?;
+        Ok::<_, String>((vpce, group))
+    };
+    made.await.unwrap_or_else(|call| panic!("building the moto world: {call} failed (endpoint {name})"))
 }
 
 /// Gives each of `ips` its own network interface in the client subnet with the client's group —

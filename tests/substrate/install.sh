@@ -19,6 +19,7 @@ command -v dnsmasq >/dev/null || [[ -x /usr/sbin/dnsmasq ]] || need_apt+=(dnsmas
 command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || need_apt+=(iproute2)
 command -v openssl >/dev/null || need_apt+=(openssl)
 command -v curl >/dev/null || need_apt+=(curl)
+[[ -f /etc/ssl/certs/ca-certificates.crt ]] || need_apt+=(ca-certificates)  # the pvtapi image's root CAs
 command -v containerd >/dev/null && command -v ctr >/dev/null || need_apt+=(containerd)
 command -v runc >/dev/null || [[ -x /usr/sbin/runc ]] || need_apt+=(runc)
 [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/loopback ]] || need_apt+=(containernetworking-plugins)

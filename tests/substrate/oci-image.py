@@ -8,7 +8,8 @@ digest, byte for byte. `ctr images import` loads the result into containerd.
 
     oci-image.py --pvtapi BINARY --ref REF --out OUT.tar
         The pvtapi image: BINARY (the operator, with its `run` and `probe` subcommands) stripped
-        at /pvtapi-operator, user 65532, no shell. A dynamically linked BINARY (the debug build
+        at /pvtapi-operator, user 65532, no shell, the host's root CAs at
+        /etc/ssl/certs/ca-certificates.crt (as distroless/static has them). A dynamically linked BINARY (the debug build
         `cargo test` already made) brings exactly the shared objects it needs (from ldd), so the
         test suite never compiles the AWS SDK a third time for the image. The Dockerfile at the
         repository root builds the same layout from a static release binary.
@@ -37,6 +38,7 @@ PVTAPI_USER = "65532:65532"
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "0"))
 PASSWD = "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
 GROUP = "root:x:0:\nnonroot:x:65532:\n"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
 def fail(msg):
@@ -175,9 +177,14 @@ def main():
             subprocess.run(["strip", "--strip-all", stripped], check=True)
             files = [(stripped, PVTAPI_ENTRYPOINT, 0o755)]
             files += [(os.path.realpath(so), so, 0o755) for so in shared_objects(args.pvtapi)]
+            # The root CAs, where distroless/static (the Dockerfile's base) has them: the AWS SDK
+            # loads the system's roots for HTTPS and refuses to start without any.
+            if not os.path.isfile(CA_BUNDLE):
+                fail(f"{CA_BUNDLE} is missing: apt-get install ca-certificates (tests/substrate/install.sh)")
+            files.append((CA_BUNDLE, CA_BUNDLE, 0o644))
             entries = layer_entries(files)
             entries += [("/etc/passwd", "file", PASSWD.encode(), 0o644), ("/etc/group", "file", GROUP.encode(), 0o644),
-                        ("/etc", "dir", None, 0o755), ("/tmp", "dir", None, 0o1777)]
+                        ("/tmp", "dir", None, 0o1777)]  # /etc comes with the CA bundle
             entrypoint, user = PVTAPI_ENTRYPOINT, PVTAPI_USER
             labels = {"org.opencontainers.image.title": "pvtapi-operator",
                       "org.opencontainers.image.description": "pvtapi operator and probe (run | probe)"}
