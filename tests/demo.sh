@@ -70,8 +70,10 @@ stop_cluster() {
 }
 trap stop_cluster EXIT
 ((started_here)) && say "3/4 starting the local cluster (etcd, apiserver, scheduler, controller-manager, kube-proxy, containerd, kubelet, dnsmasq)"
-cluster_env="$(bash tests/substrate/cluster.sh start 2> >(stamp))"
+# Not through `stamp`: the cluster's daemons would inherit the pipe and keep it open.
+cluster_env="$(bash tests/substrate/cluster.sh start)"
 eval "$cluster_env"
+say "the cluster is up"
 
 say "4/4 the demo (tests/src/bin/demo.rs)"
 rc=0
