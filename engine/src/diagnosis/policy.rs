@@ -118,7 +118,7 @@ pub(super) fn policy_finding(probe: &ProbeReport, facts: &AwsFacts, live: &[Stri
                 .unwrap_or_default();
             finding(
                 RootCause::ResourcePolicyExplicitDeny,
-                format!("statement {st} of {}'s resource policy denies calls through {}", t.api_id, t.vpce_id),
+                format!("{st} of {}'s resource policy denies calls through {}", t.api_id, t.vpce_id),
                 evidence,
                 vec![
                     format!("Change {st}'s condition (aws:SourceVpce / aws:SourceVpc) to include {}", t.vpce_id),
