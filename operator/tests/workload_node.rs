@@ -16,7 +16,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -25,7 +25,9 @@ use kube::api::{Api, ListParams, PostParams};
 use pvtapi_crds::RootCause;
 use pvtapi_testkit::cluster::Cluster;
 use pvtapi_testkit::moto::Moto;
-use pvtapi_testkit::operator::{OperatorOptions, OperatorProcess, apply_and_wait, check, new_result_since};
+use pvtapi_testkit::operator::{
+    OperatorOptions, OperatorProcess, apply_and_wait, check, new_result_since, pause_deployment,
+};
 use pvtapi_testkit::world::{self, WorldSpec};
 
 const OPERATOR: &str = env!("CARGO_BIN_EXE_pvtapi-operator");
@@ -44,29 +46,7 @@ async fn the_probe_takes_the_workloads_identity_and_never_serves_its_traffic() {
     let ns = cluster.namespace("workload", Some("restricted")).await;
     let client = cluster.admin();
 
-    let deployment: Deployment = yaml(&format!(
-        r#"
-metadata: {{name: orders}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: orders}}}}
-  template:
-    metadata: {{labels: {{app: orders, tier: web}}}}
-    spec:
-      automountServiceAccountToken: false
-      securityContext: {{runAsNonRoot: true, runAsUser: 65532, seccompProfile: {{type: RuntimeDefault}}}}
-      containers:
-        - name: app
-          image: {image}
-          imagePullPolicy: Never
-          securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
-"#,
-        image = cluster.pause_image
-    ));
-    Api::<Deployment>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &deployment)
-        .await
-        .expect("create the Deployment");
+    pause_deployment(&cluster, &ns, "orders", &[("tier", "web")]).await;
     let service: Service = yaml("metadata: {name: orders}\nspec: {selector: {app: orders}, ports: [{port: 80}]}");
     Api::<Service>::namespaced(client.clone(), &ns).create(&PostParams::default(), &service).await.expect("Service");
     let deny: NetworkPolicy = yaml(

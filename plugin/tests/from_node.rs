@@ -10,12 +10,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, PostParams};
 use pvtapi_testkit::cluster::Cluster;
 use pvtapi_testkit::moto::Moto;
+use pvtapi_testkit::operator::pause_deployment;
 use pvtapi_testkit::world::{self, WorldSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
@@ -40,29 +40,7 @@ async fn check_from_a_workload_names_the_policy_that_isolates_it() {
     let cluster = Cluster::from_env().await;
     let ns = cluster.namespace("from", Some("restricted")).await;
     let client = cluster.admin();
-    let deployment: Deployment = yaml(&format!(
-        r#"
-metadata: {{name: orders}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: orders}}}}
-  template:
-    metadata: {{labels: {{app: orders}}}}
-    spec:
-      automountServiceAccountToken: false
-      securityContext: {{runAsNonRoot: true, runAsUser: 65532, seccompProfile: {{type: RuntimeDefault}}}}
-      containers:
-        - name: app
-          image: {image}
-          imagePullPolicy: Never
-          securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
-"#,
-        image = cluster.pause_image
-    ));
-    Api::<Deployment>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &deployment)
-        .await
-        .expect("Deployment");
+    pause_deployment(&cluster, &ns, "orders", &[]).await;
     let deny: NetworkPolicy = yaml(
         "metadata: {name: orders-deny-egress}\nspec: {podSelector: {matchLabels: {app: orders}}, policyTypes: [Egress]}",
     );

@@ -298,3 +298,38 @@ impl HealthyApi {
         HealthyApi { ca, _front: front, _dns: dns, _address: address }
     }
 }
+
+/// A restricted-compliant Deployment `name` of the cluster's pause image in `ns`, its pods
+/// labelled `app: name` plus `extra_labels` (a workload for `workloadRef` and `check --from`).
+pub async fn pause_deployment(cluster: &Cluster, ns: &str, name: &str, extra_labels: &[(&str, &str)]) {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let mut labels = serde_json::json!({"app": name});
+    for (k, v) in extra_labels {
+        labels[*k] = (*v).into();
+    }
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "automountServiceAccountToken": false,
+                    "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [{
+                        "name": "app",
+                        "image": cluster.pause_image,
+                        "imagePullPolicy": "Never",
+                        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}
+                    }]
+                }
+            }
+        }
+    }))
+    .unwrap_or_else(|e| panic!("the Deployment fixture: {e}"));
+    Api::<Deployment>::namespaced(cluster.admin(), ns)
+        .create(&kube::api::PostParams::default(), &deployment)
+        .await
+        .unwrap_or_else(|e| panic!("create Deployment {ns}/{name}: {e}"));
+}
