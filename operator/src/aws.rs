@@ -43,6 +43,7 @@ struct FactsKey {
     method: String,
     vpce_id: String,
     client_ip: Option<IpAddr>,
+    node_ip: Option<IpAddr>,
     custom_domain: Option<String>,
     api_account_id: Option<String>,
 }
@@ -181,6 +182,7 @@ impl AwsFactsService {
     fn request(
         spec: &PrivateApiConnectivityCheckSpec,
         client_ip: Option<IpAddr>,
+        node_ip: Option<IpAddr>,
         request_id: Option<String>,
     ) -> InspectRequest {
         let api_account_id = spec
@@ -195,6 +197,7 @@ impl AwsFactsService {
             method: spec.api.method.as_str().to_owned(),
             vpce_id: spec.endpoint.vpc_endpoint_id.clone(),
             client_ip,
+            node_ip,
             request_id,
             request_time: Some(SystemTime::now()),
             include_deployment: false,
@@ -212,12 +215,13 @@ impl AwsFactsService {
         &self,
         spec: &PrivateApiConnectivityCheckSpec,
         client_ip: Option<IpAddr>,
+        node_ip: Option<IpAddr>,
         request_id: Option<String>,
         probe_clean: bool,
     ) -> Result<AwsFacts, String> {
         let max_age = if probe_clean { self.config.healthy_max_age } else { self.config.cache_ttl };
         let inspector = self.inspector(spec).await?.with_max_age(max_age);
-        let req = Self::request(spec, client_ip, request_id);
+        let req = Self::request(spec, client_ip, node_ip, request_id);
         // The whole-facts cache serves clean runs only: an entry is as old as its oldest part,
         // which its own read time does not tell, while the per-resource caches hold a failing
         // run to `cache_ttl` exactly.
@@ -233,6 +237,7 @@ impl AwsFactsService {
                 method: req.method.clone(),
                 vpce_id: req.vpce_id.clone(),
                 client_ip: req.client_ip,
+                node_ip: req.node_ip,
                 custom_domain: req.custom_domain.clone(),
                 api_account_id: req.api_account_id.clone(),
             };

@@ -439,17 +439,27 @@ async fn finish(
     let (diagnosis, report, failure): (Diagnosis, Option<ProbeReport>, Option<ProbeFailure>) = match parsed {
         Ok(mut report) => {
             let facts = if spec.aws.inspect {
-                let client_ip: Option<IpAddr> = pod
-                    .and_then(|p| p.status.as_ref())
-                    .and_then(|s| s.pod_ip.as_deref())
-                    .and_then(|ip| ip.parse().ok());
+                let address = |get: fn(&k8s_openapi::api::core::v1::PodStatus) -> Option<&String>| -> Option<IpAddr> {
+                    pod.and_then(|p| p.status.as_ref()).and_then(get).and_then(|ip| ip.parse().ok())
+                };
+                let client_ip = address(|s| s.pod_ip.as_ref());
+                let node_ip = address(|s| s.host_ip.as_ref());
                 let request_id =
                     report.invoke.as_ref().filter(|i| i.class != InvokeClass::Ok).and_then(|i| i.request_id.clone());
                 // Nothing failed anywhere on the path: older facts will do (advisories only).
                 let clean = report.invoke.as_ref().is_some_and(|i| i.class == InvokeClass::Ok)
                     && report.tcp.iter().all(|t| t.outcome == TcpOutcome::Connected);
                 let t = Instant::now();
-                let facts = ctx.aws.facts(spec, client_ip, request_id, clean).await;
+                let facts = ctx.aws.facts(spec, client_ip, node_ip, request_id, clean).await;
+                // The source the endpoint sees (the VPC CNI's SNAT, Security Groups for Pods):
+                // the analyses judge that, not the pod's own address.
+                let facts = match facts {
+                    Ok(f) if f.client.known().is_some() => {
+                        let cni = crate::cni::cni_facts(&ctx.client).await;
+                        Ok(pvtapi_engine::network::source::resolve(&f, Some(&cni)))
+                    }
+                    other => other,
+                };
                 ctx.metrics.phase(Phase::Aws, t.elapsed());
                 facts
             } else {

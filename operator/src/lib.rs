@@ -6,6 +6,7 @@
 //! modules with table tests; I/O lives in `controller`, `aws`, `leader` and `http`.
 
 pub mod aws;
+pub mod cni;
 pub mod controller;
 pub mod http;
 pub mod leader;

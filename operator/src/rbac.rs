@@ -25,7 +25,8 @@ pub fn cluster_rules() -> Vec<PolicyRule> {
         // Probe pods: watched (label-selected), created per run, read back when the watch lags,
         // labelled when kept for debugging, deleted when done.
         rule("", &["pods"], &["get", "list", "watch", "create", "patch", "delete"]),
-        // spec.probe.workloadRef: the workload's pod template (its network identity).
+        // spec.probe.workloadRef: the workload's pod template (its network identity); and the
+        // VPC CNI's settings (DaemonSet kube-system/aws-node: SNAT, Security Groups for Pods).
         rule("apps", &["deployments", "statefulsets", "daemonsets"], &["get"]),
         // NetworkPolicies selecting a probe pod that timed out (listed in its namespace), and
         // the cluster DNS Service behind its resolver address (kube-system) and that

@@ -268,6 +268,7 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
         _ => None,
     };
     let client_ip = from.as_ref().and_then(|f| f.pod_ip).or(args.source_ip);
+    let node_ip = from.as_ref().and_then(|f| f.node_ip);
     let role_account = args.api_role_arn.as_deref().and_then(validate::role_account).map(str::to_owned);
     if let (Some(given), Some(role)) = (&args.api_account_id, &role_account)
         && given != role
@@ -310,6 +311,7 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
         method: t.method.as_str().to_owned(),
         vpce_id: t.vpce_id.clone(),
         client_ip,
+        node_ip,
         request_id,
         request_time: Some(SystemTime::now()),
         include_deployment: false,
@@ -387,6 +389,13 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
     {
         spinner.set_message("looking the request up in the execution logs…");
         facts = Some(i.inspect(&request(invoke.request_id.clone())).await);
+    }
+    // From a pod: the source the endpoint sees (the VPC CNI's SNAT, Security Groups for Pods).
+    if let (Some(site), Some(f)) = (&from, facts.as_mut())
+        && f.client.known().is_some()
+    {
+        let cni = pvtapi_operator::cni::cni_facts(&site.client).await;
+        *f = pvtapi_engine::network::source::resolve(f, Some(&cni));
     }
     spinner.finish_and_clear();
 
@@ -597,6 +606,8 @@ struct FromSite {
     client: kube::Client,
     pod: k8s_openapi::api::core::v1::Pod,
     pod_ip: Option<IpAddr>,
+    /// The pod's host address: the node's, the source the endpoint sees after SNAT.
+    node_ip: Option<IpAddr>,
     image: String,
     spec: pvtapi_crds::PrivateApiConnectivityCheckSpec,
 }
@@ -615,10 +626,11 @@ async fn from_pod(
         None => crate::from::operator_image(&cluster.client).await?,
     };
     let pod_ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()).and_then(|ip| ip.parse().ok());
+    let node_ip = pod.status.as_ref().and_then(|s| s.host_ip.as_deref()).and_then(|ip| ip.parse().ok());
     eprintln!(
         "note: probing from pod {}/{} as an ephemeral container; it stays in the pod's spec (exited) until the pod is replaced",
         cluster.namespace,
         kube::ResourceExt::name_any(&pod)
     );
-    Ok(FromSite { client: cluster.client, pod, pod_ip, image, spec })
+    Ok(FromSite { client: cluster.client, pod, pod_ip, node_ip, image, spec })
 }

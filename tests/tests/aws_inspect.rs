@@ -183,6 +183,7 @@ fn request(world: &World, with_log: bool) -> InspectRequest {
         method: "GET".into(),
         vpce_id: world.vpce.clone(),
         client_ip: Some(world.client_ip),
+        node_ip: None,
         request_id: with_log.then(|| world.request_id.clone()),
         request_time: None,
         include_deployment: with_log,
@@ -309,6 +310,77 @@ async fn every_fact_is_read_from_moto() {
         other => panic!("expected NotFound, got {other:?}"),
     }
 
+    // A cluster in another VPC than the endpoint (a centralized endpoint): the pod's Security
+    // Groups for Pods branch interface in a custom-networking subnet of a secondary CIDR, the
+    // node's interface found by the pod's host address, the cluster VPC's CIDRs — and the source
+    // they give on the VPC CNI.
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let cluster_vpc = ec2.create_vpc().cidr_block("10.20.0.0/16").send().await.unwrap();
+    let cluster_vpc = cluster_vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+    ec2.associate_vpc_cidr_block().vpc_id(&cluster_vpc).cidr_block("100.64.0.0/16").send().await.unwrap();
+    let subnet = |cidr: &'static str| {
+        let ec2 = ec2.clone();
+        let vpc = cluster_vpc.clone();
+        async move {
+            let out = ec2.create_subnet().vpc_id(vpc).cidr_block(cidr).send().await.unwrap();
+            out.subnet().and_then(|s| s.subnet_id()).unwrap().to_owned()
+        }
+    };
+    let (node_subnet, pod_subnet) = (subnet("10.20.1.0/24").await, subnet("100.64.1.0/24").await);
+    let group = |name: &'static str| {
+        let ec2 = ec2.clone();
+        let vpc = cluster_vpc.clone();
+        async move {
+            let out = ec2.create_security_group().group_name(name).description(name).vpc_id(vpc).send().await.unwrap();
+            out.group_id().unwrap().to_owned()
+        }
+    };
+    let (sg_node, sg_pod) = (group("nodes").await, group("pods").await);
+    ec2.create_network_interface()
+        .subnet_id(&node_subnet)
+        .private_ip_address("10.20.1.10")
+        .groups(&sg_node)
+        .send()
+        .await
+        .unwrap();
+    ec2.create_network_interface()
+        .subnet_id(&pod_subnet)
+        .private_ip_address("100.64.1.20")
+        .groups(&sg_pod)
+        .description(pvtapi_engine::aws::facts::BRANCH_ENI_DESCRIPTION)
+        .send()
+        .await
+        .unwrap();
+    let mut from_cluster = request(&world, false);
+    from_cluster.client_ip = Some("100.64.1.20".parse().unwrap());
+    from_cluster.node_ip = Some("10.20.1.10".parse().unwrap());
+    let facts = inspector.inspect(&from_cluster).await;
+    assert!(facts.gaps.is_empty(), "no gaps expected: {:?}", facts.gaps);
+    let pod = facts.client.known().expect("the pod's interface");
+    assert!(pod.interface.is_branch(), "{pod:?}");
+    assert_eq!(pod.interface.vpc_id.as_deref(), Some(cluster_vpc.as_str()));
+    assert_eq!(pod.interface.security_group_ids, vec![sg_pod.clone()]);
+    let node = facts.node.known().expect("the node's interface");
+    assert_eq!(node.ip.to_string(), "10.20.1.10");
+    assert_eq!(node.interface.security_group_ids, vec![sg_node.clone()]);
+    assert_eq!(node.interface.subnet_id.as_deref(), Some(node_subnet.as_str()));
+    let cidrs = &facts.client_vpc.known().expect("the cluster VPC's CIDRs").cidr_blocks;
+    assert_eq!(cidrs, &vec!["10.20.0.0/16".to_owned(), "100.64.0.0/16".to_owned()]);
+    let groups = facts.security_groups.known().expect("security groups");
+    assert!([&sg_node, &sg_pod].iter().all(|g| groups.iter().any(|x| &&x.id == g)), "both sides' groups are read");
+    let acls = facts.network_acls.known().expect("network acls");
+    assert!(acls.iter().any(|a| a.subnet_ids.contains(&node_subnet)), "the node subnet's ACL is read");
+    {
+        use pvtapi_engine::network::source::{CniFacts, SgEnforcingMode, SourceKind, VpcCniConfig, resolve};
+        let cni = |mode| CniFacts::VpcCni { config: VpcCniConfig { enforcing_mode: mode, ..Default::default() } };
+        let strict = resolve(&facts, Some(&cni(SgEnforcingMode::Strict)));
+        let source = strict.client.known().and_then(|c| c.source.clone()).expect("a source");
+        assert_eq!(source.kind, SourceKind::BranchInterface, "{}", source.detail);
+        let standard = resolve(&facts, Some(&cni(SgEnforcingMode::Standard)));
+        let c = standard.client.known().expect("the node's interface");
+        assert_eq!((c.ip, c.source.as_ref().map(|s| s.kind)), (node.ip, Some(SourceKind::NodeAfterSnat)));
+    }
+
     // Least privilege: every call maps to an action in deploy/iam-policy.json, and every action
     // the policy grants is used.
     let used: BTreeSet<String> = recorder.calls().iter().map(|c| iam_action(c)).collect();
@@ -391,6 +463,7 @@ async fn missing_resources_are_facts_not_errors() {
             method: "GET".into(),
             vpce_id: "vpce-0000000000000000f".into(),
             client_ip: None,
+            node_ip: None,
             request_id: Some("r".into()),
             request_time: None,
             include_deployment: true,
@@ -470,6 +543,7 @@ async fn a_missing_permission_is_named_and_does_not_abort_the_inspection() {
             method: "GET".into(),
             vpce_id: vpce.clone(),
             client_ip: None,
+            node_ip: None,
             request_id: None,
             request_time: None,
             include_deployment: false,

@@ -133,8 +133,8 @@ pub struct EndpointDnsEntry {
     pub hosted_zone_id: Option<String>,
 }
 
-/// One network interface of the endpoint (one per subnet/AZ).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+/// One network interface: the endpoint's (one per subnet/AZ), a pod's or a node's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InterfaceFacts {
     pub id: String,
@@ -142,6 +142,27 @@ pub struct InterfaceFacts {
     pub availability_zone: Option<String>,
     pub private_ips: Vec<IpAddr>,
     pub security_group_ids: Vec<String>,
+    /// The VPC the interface is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    /// `InterfaceType` (`interface`, `branch`, `trunk`, `vpc_endpoint`, …), when AWS gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface_type: Option<String>,
+    /// The interface's description (`aws-k8s-branch-eni` for a Security Groups for Pods branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// What the VPC resource controller names the branch interfaces it makes for Security Groups for Pods.
+pub const BRANCH_ENI_DESCRIPTION: &str = "aws-k8s-branch-eni";
+
+impl InterfaceFacts {
+    /// A Security Groups for Pods branch interface: `InterfaceType` `branch`, or the VPC
+    /// resource controller's description for one.
+    pub fn is_branch(&self) -> bool {
+        self.interface_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("branch"))
+            || self.description.as_deref() == Some(BRANCH_ENI_DESCRIPTION)
+    }
 }
 
 /// The interface VPC endpoint (`DescribeVpcEndpoints`, `DescribeNetworkInterfaces`).
@@ -194,12 +215,27 @@ pub struct VpcDnsAttributes {
     pub enable_dns_hostnames: bool,
 }
 
-/// The client (probe pod) side: its network interface by private IP.
+/// The client side as the endpoint sees it: the source address and the network interface the
+/// traffic leaves through. Inspection finds the probe pod's own interface by its address;
+/// [`crate::network::source::resolve`] replaces it with the node's when the VPC CNI
+/// source-NATs the traffic, and says so in `source`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientFacts {
     pub ip: IpAddr,
     pub interface: InterfaceFacts,
+    /// How this source was decided (pod interface, Security Groups for Pods branch, node after
+    /// SNAT); absent when nothing about the cluster's CNI was known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::network::source::TrafficSource>,
+}
+
+/// A VPC's IPv4 CIDR blocks (`DescribeVpcs`: the primary and every associated one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VpcCidrs {
+    pub vpc_id: String,
+    pub cidr_blocks: Vec<String>,
 }
 
 /// The stage's execution log for the probe's request id.
@@ -242,6 +278,11 @@ pub struct BasePathMapping {
     pub stage: Option<String>,
 }
 
+/// The default of a fact added after reports were first written: not read.
+fn not_read<T>() -> Fact<T> {
+    Fact::Skipped { reason: "not read".into() }
+}
+
 /// Everything inspected for one check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -258,6 +299,14 @@ pub struct AwsFacts {
     pub endpoint: Fact<EndpointFacts>,
     pub vpc: Fact<VpcDnsAttributes>,
     pub client: Fact<ClientFacts>,
+    /// The node's primary interface, found by the probe pod's host address: the source the
+    /// endpoint sees when the VPC CNI source-NATs pod traffic.
+    #[serde(default = "not_read::<ClientFacts>")]
+    pub node: Fact<ClientFacts>,
+    /// The CIDRs of the client's VPC, read when the endpoint is in another VPC: the VPC CNI
+    /// source-NATs traffic to addresses outside them.
+    #[serde(default = "not_read::<VpcCidrs>")]
+    pub client_vpc: Fact<VpcCidrs>,
     /// The private custom domain, for `access: customDomain`.
     pub custom_domain: Fact<CustomDomainFacts>,
     /// The endpoint's and the client's security groups, read in one batched call.

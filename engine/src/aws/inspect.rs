@@ -19,7 +19,7 @@ use crate::network::{IpProtocol, NaclAction, NaclEntry, NetworkAcl, SecurityGrou
 
 use super::facts::{
     ApiFacts, AwsFacts, BasePathMapping, ClientFacts, CustomDomainFacts, DeploymentFacts, EndpointDnsEntry,
-    EndpointFacts, ExecutionLogLookup, Fact, InterfaceFacts, MethodFacts, StageFacts, VpcDnsAttributes,
+    EndpointFacts, ExecutionLogLookup, Fact, InterfaceFacts, MethodFacts, StageFacts, VpcCidrs, VpcDnsAttributes,
 };
 
 /// What to inspect for one check.
@@ -33,6 +33,9 @@ pub struct InspectRequest {
     pub vpce_id: String,
     /// The probe's source address (the pod IP), to find its interface and security groups.
     pub client_ip: Option<IpAddr>,
+    /// The probe pod's host address (`status.hostIP`, the node's primary address), to find the
+    /// node's interface: the source the endpoint sees when the VPC CNI source-NATs pod traffic.
+    pub node_ip: Option<IpAddr>,
     /// `x-amzn-RequestId` of the probe's invoke, to look up in the execution logs.
     pub request_id: Option<String>,
     /// When the invoke happened; the log search window ends a little after it.
@@ -64,6 +67,7 @@ pub struct Inspector {
     methods: FactCache<MethodFacts>,
     endpoints: FactCache<EndpointFacts>,
     vpcs: FactCache<VpcDnsAttributes>,
+    vpc_cidrs: FactCache<VpcCidrs>,
     clients: FactCache<ClientFacts>,
     groups: FactCache<Vec<SecurityGroup>>,
     interfaces: FactCache<Vec<InterfaceFacts>>,
@@ -214,6 +218,7 @@ impl Inspector {
             methods: cache(ttl),
             endpoints: cache(ttl),
             vpcs: cache(ttl),
+            vpc_cidrs: cache(ttl),
             clients: cache(ttl),
             groups: cache(ttl),
             interfaces: cache(ttl),
@@ -258,12 +263,29 @@ impl Inspector {
         if let (Fact::Known { value: e }, Some(all)) = (&mut endpoint, interfaces.known()) {
             e.interfaces = all.iter().filter(|i| e.network_interface_ids.contains(&i.id)).cloned().collect();
         }
+        let known_interface =
+            |ip: IpAddr| interfaces.known().and_then(|all| all.iter().find(|i| i.private_ips.contains(&ip))).cloned();
         let client = match req.client_ip {
-            Some(ip) => match interfaces.known().and_then(|all| all.iter().find(|i| i.private_ips.contains(&ip))) {
-                Some(interface) => Fact::Known { value: ClientFacts { ip, interface: interface.clone() } },
+            Some(ip) => match known_interface(ip) {
+                Some(interface) => Fact::Known { value: ClientFacts { ip, interface, source: None } },
                 None => self.client(ip).await,
             },
             None => Fact::Skipped { reason: "no client address (the probe's pod IP) was given".into() },
+        };
+        let node = match req.node_ip {
+            Some(ip) if Some(ip) == req.client_ip => client.clone(),
+            Some(ip) => match known_interface(ip) {
+                Some(interface) => Fact::Known { value: ClientFacts { ip, interface, source: None } },
+                None => self.client(ip).await,
+            },
+            None => Fact::Skipped { reason: "no node address (the probe pod's host IP) was given".into() },
+        };
+        // The client's VPC CIDRs matter only when the endpoint is in another VPC (SNAT).
+        let client_vpc_id = client.known().and_then(|c| c.interface.vpc_id.clone());
+        let client_vpc = match (&client_vpc_id, &vpc_id) {
+            (Some(c), Some(e)) if c == e => Fact::Skipped { reason: "the endpoint is in the client's VPC".into() },
+            (Some(c), _) => self.vpc_cidrs(c).await,
+            (None, _) => Fact::Skipped { reason: "the client's VPC is unknown".into() },
         };
         let execution_log = self.execution_log(req, &stage).await;
         let custom_domain = match &req.custom_domain {
@@ -279,7 +301,7 @@ impl Inspector {
             subnet_ids.extend(e.subnet_ids.iter().cloned());
             subnet_ids.extend(e.interfaces.iter().filter_map(|i| i.subnet_id.clone()));
         }
-        if let Some(c) = client.known() {
+        for c in [client.known(), node.known()].into_iter().flatten() {
             group_ids.extend(c.interface.security_group_ids.iter().cloned());
             subnet_ids.extend(c.interface.subnet_id.iter().cloned());
         }
@@ -302,6 +324,8 @@ impl Inspector {
             endpoint,
             vpc,
             client,
+            node,
+            client_vpc,
             custom_domain,
             security_groups,
             network_acls,
@@ -317,6 +341,8 @@ impl Inspector {
             ("endpoint", facts.endpoint.gap()),
             ("vpc", facts.vpc.gap()),
             ("client", facts.client.gap()),
+            ("node", facts.node.gap()),
+            ("clientVpc", facts.client_vpc.gap()),
             ("customDomain", facts.custom_domain.gap()),
             ("securityGroups", facts.security_groups.gap()),
             ("networkAcls", facts.network_acls.gap()),
@@ -556,6 +582,36 @@ impl Inspector {
         .await
     }
 
+    /// A VPC's IPv4 CIDRs: the primary and every associated block (`DescribeVpcs`).
+    async fn vpc_cidrs(&self, vpc_id: &str) -> Fact<VpcCidrs> {
+        use aws_sdk_ec2::types::VpcCidrBlockStateCode;
+        let key = format!("{}/{vpc_id}", self.region);
+        remember_unless_unknown(&self.vpc_cidrs, key, self.max_age, async {
+            let out = match self.ec2.describe_vpcs().vpc_ids(vpc_id).send().await {
+                Ok(out) => out,
+                Err(err) => return failure(&err, "ec2:DescribeVpcs", &format!("DescribeVpcs {vpc_id}")),
+            };
+            let Some(vpc) = out.vpcs().iter().find(|v| v.vpc_id() == Some(vpc_id)) else {
+                return Fact::NotFound { detail: format!("DescribeVpcs: no VPC {vpc_id}") };
+            };
+            let mut cidr_blocks: Vec<String> = vpc.cidr_block().map(str::to_owned).into_iter().collect();
+            for a in vpc.cidr_block_association_set() {
+                let associated = a
+                    .cidr_block_state()
+                    .and_then(|s| s.state())
+                    .is_none_or(|s| matches!(s, VpcCidrBlockStateCode::Associated));
+                if let Some(c) = a.cidr_block()
+                    && associated
+                    && !cidr_blocks.iter().any(|x| x == c)
+                {
+                    cidr_blocks.push(c.to_owned());
+                }
+            }
+            Fact::Known { value: VpcCidrs { vpc_id: vpc_id.to_owned(), cidr_blocks } }
+        })
+        .await
+    }
+
     /// Every network interface of the VPC, one paginated call per TTL: endpoint interfaces and
     /// any number of probe pods (new IPs every run) are then found without more calls.
     async fn vpc_interfaces(&self, vpc_id: &str) -> Fact<Vec<InterfaceFacts>> {
@@ -620,7 +676,7 @@ impl Inspector {
                 }
             };
             match out.network_interfaces().first() {
-                Some(eni) => Fact::Known { value: ClientFacts { ip, interface: interface_facts(eni) } },
+                Some(eni) => Fact::Known { value: ClientFacts { ip, interface: interface_facts(eni), source: None } },
                 None => {
                     Fact::NotFound { detail: format!("no network interface in {} has the address {ip}", self.region) }
                 }
@@ -890,6 +946,9 @@ fn interface_facts(eni: &aws_sdk_ec2::types::NetworkInterface) -> InterfaceFacts
         availability_zone: eni.availability_zone().map(str::to_owned),
         private_ips: ips,
         security_group_ids: eni.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect(),
+        vpc_id: eni.vpc_id().map(str::to_owned),
+        interface_type: eni.interface_type().map(|t| t.as_str().to_owned()),
+        description: eni.description().filter(|d| !d.is_empty()).map(str::to_owned),
     }
 }
 

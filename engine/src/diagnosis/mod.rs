@@ -280,6 +280,12 @@ fn finding(cause: RootCause, summary: String, evidence: Vec<String>, remediation
     Some(Finding { cause, summary, evidence, remediation, fixes: Vec::new() })
 }
 
+/// The evidence line naming the source the endpoint sees, when it was decided from the cluster
+/// (`network::source`): the security-group, ACL and `aws:VpcSourceIp` verdicts are about it.
+pub(super) fn source_evidence(facts: &AwsFacts) -> Option<String> {
+    facts.client.known().and_then(|c| c.source.as_ref()).map(|s| format!("source: {}", s.detail))
+}
+
 /// Diagnoses one run. `facts` is `None` when AWS inspection was off or impossible.
 pub fn diagnose(probe: &ProbeReport, facts: Option<&AwsFacts>) -> Diagnosis {
     diagnose_in_cluster(probe, facts, None)
@@ -340,6 +346,9 @@ pub fn diagnose_in_cluster(
     }
     if let Some(c) = cluster {
         unchecked.extend(c.unchecked());
+    }
+    if let Some(s) = facts.and_then(|f| f.client.known()).and_then(|c| c.source.as_ref()).filter(|s| s.assumed) {
+        unchecked.push(format!("source address: {}", s.detail));
     }
     unchecked.sort();
     let f = found.unwrap_or_else(|| Finding {
@@ -527,5 +536,7 @@ fn redeploy_command(t: &TargetSummary) -> String {
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod source_tests;
 #[cfg(test)]
 mod tests;

@@ -129,6 +129,7 @@ fn timeout_cause(
     let what =
         share.map_or_else(|| "TCP 443 to the endpoint times out".to_owned(), |s| format!("TCP 443 to {s} times out"));
     let region = facts.map_or(probe.target.region.as_str(), |f| f.region.as_str());
+    evidence.extend(facts.and_then(source_evidence));
     // Security groups apply to every interface of the endpoint alike: they explain a timeout on
     // all addresses, and a partial one only through the client's outbound rules per address.
     let sg = facts.and_then(|f| {

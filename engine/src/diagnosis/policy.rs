@@ -93,7 +93,9 @@ pub(super) fn policy_finding(probe: &ProbeReport, facts: &AwsFacts, live: &[Stri
         _ => None,
     };
     let statement = statement_ref.as_ref().map(ToString::to_string);
-    evidence.push(format!("request evaluated: anonymous, {arn}, aws:SourceVpce={}", t.vpce_id));
+    let source_ip = facts.client.known().map(|c| format!(", aws:VpcSourceIp={}", c.ip)).unwrap_or_default();
+    evidence.push(format!("request evaluated: anonymous, {arn}, aws:SourceVpce={}{source_ip}", t.vpce_id));
+    evidence.extend(source_evidence(facts));
     let redeploy = redeploy_command(t);
     match access.verdict {
         AccessVerdict::Denied { layer: PolicyLayer::EndpointPolicy, .. } => {

@@ -135,6 +135,8 @@ pub(super) fn facts() -> AwsFacts {
             value: VpcDnsAttributes { vpc_id: "vpc-1".into(), enable_dns_support: true, enable_dns_hostnames: true },
         },
         client: skipped(),
+        node: skipped(),
+        client_vpc: skipped(),
         custom_domain: skipped(),
         security_groups: skipped(),
         network_acls: skipped(),
@@ -144,7 +146,7 @@ pub(super) fn facts() -> AwsFacts {
     }
 }
 
-fn answered(class: InvokeClass, status: u16) -> ProbeReport {
+pub(super) fn answered(class: InvokeClass, status: u16) -> ProbeReport {
     let mut r = healthy();
     let i = r.invoke.as_mut().unwrap();
     i.class = class;
@@ -336,7 +338,7 @@ fn root_causes() {
 
 /// Facts for a TCP timeout: client 10.0.2.15 (sg-client, subnet-c), endpoint ENI 10.0.1.10
 /// (sg-endpoint, subnet-e), with the endpoint group's ingress and the endpoint subnet's ACL given.
-fn network_facts(
+pub(super) fn network_facts(
     endpoint_ingress: Vec<crate::network::SgRule>,
     endpoint_acl_entries: Vec<crate::network::NaclEntry>,
 ) -> AwsFacts {
@@ -383,6 +385,7 @@ fn network_facts(
             availability_zone: Some("us-east-1a".into()),
             private_ips: vec!["10.0.1.10".parse().unwrap()],
             security_group_ids: vec!["sg-endpoint".into()],
+            ..Default::default()
         }];
     }
     f.client = Fact::Known {
@@ -394,7 +397,9 @@ fn network_facts(
                 availability_zone: Some("us-east-1b".into()),
                 private_ips: vec!["10.0.2.15".parse().unwrap()],
                 security_group_ids: vec!["sg-client".into()],
+                ..Default::default()
             },
+            source: None,
         },
     };
     f.security_groups = Fact::Known {
@@ -721,6 +726,7 @@ fn two_interface_facts(endpoint_f_acl: Vec<crate::network::NaclEntry>) -> AwsFac
             availability_zone: Some("us-east-1b".into()),
             private_ips: vec!["10.0.1.20".parse().unwrap()],
             security_group_ids: vec!["sg-endpoint".into()],
+            ..Default::default()
         });
     }
     if let Fact::Known { value } = &mut f.network_acls {

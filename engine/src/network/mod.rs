@@ -14,6 +14,9 @@
 //!   the union of their rules, ipBlock/selector peers, ports), which the CNI enforces before
 //!   any security group or ACL sees the packet, and [`kubernetes::suggest_egress_policy`], the
 //!   policy that opens exactly what is needed. Feeds root cause `NetworkPolicyBlocked`.
+//! * [`source`] — [`source::resolve`]: the source the endpoint really sees (the pod's
+//!   interface, its Security Groups for Pods branch, or the node's after the VPC CNI's SNAT),
+//!   which every analysis above is given.
 //! * [`model`] — our serde types for the facts (security groups, rules, prefix lists, ACLs).
 //!
 //! Design rule, shared with the policy evaluator: what the facts cannot decide (a group or ACL
@@ -24,6 +27,7 @@ pub mod kubernetes;
 pub mod model;
 pub mod nacl;
 pub mod security_groups;
+pub mod source;
 
 pub use kubernetes::{EgressVerdict, evaluate_egress};
 pub use model::{
