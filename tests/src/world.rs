@@ -292,6 +292,19 @@ pub async fn add_endpoint(
 /// `addresses.private-ip-address` filter finds on AWS): moto 5.2.5 matches that filter against the
 /// primary address only (`elastic_network_interfaces.py`, `get_filter_value`).
 pub async fn add_pod_interfaces(config: &aws_config::SdkConfig, world: &World, ips: &[std::net::Ipv4Addr]) {
+    add_interfaces(config, &world.subnet_client, ips, &world.sg_client, "pod interface").await;
+}
+
+/// One network interface per address in `subnet` with `group` and `description` (the VPC
+/// resource controller describes a Security Groups for Pods branch as `aws-k8s-branch-eni`;
+/// moto 5.2.5 ignores `InterfaceType`, which AWS sets to `branch` for those).
+pub async fn add_interfaces(
+    config: &aws_config::SdkConfig,
+    subnet: &str,
+    ips: &[std::net::Ipv4Addr],
+    group: &str,
+    description: &str,
+) {
     use futures::StreamExt;
     let ec2 = aws_sdk_ec2::Client::new(config);
     let results: Vec<Result<(), String>> = futures::stream::iter(ips.iter().copied())
@@ -299,10 +312,10 @@ pub async fn add_pod_interfaces(config: &aws_config::SdkConfig, world: &World, i
             let ec2 = ec2.clone();
             async move {
                 ec2.create_network_interface()
-                    .subnet_id(&world.subnet_client)
+                    .subnet_id(subnet)
                     .private_ip_address(ip.to_string())
-                    .groups(&world.sg_client)
-                    .description("pod branch interface")
+                    .groups(group)
+                    .description(description)
                     .send()
                     .await
                     .map(|_| ())
@@ -315,6 +328,52 @@ pub async fn add_pod_interfaces(config: &aws_config::SdkConfig, world: &World, i
     if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
         panic!("building the moto world: {e}");
     }
+}
+
+/// A security group `name` in `vpc`; `allow_443_from`: groups whose members it admits on TCP 443.
+pub async fn add_group(config: &aws_config::SdkConfig, vpc: &str, name: &str, allow_443_from: &[&str]) -> String {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let made = async {
+        let group = create_group(&ec2, vpc, name).await?;
+        for from in allow_443_from {
+            self::allow_443_from(&ec2, &group, from).await?;
+        }
+        Ok::<_, String>(group)
+    };
+    made.await.unwrap_or_else(|call| panic!("building the moto world: {call} failed (group {name})"))
+}
+
+/// A centralized execute-api endpoint: in a VPC of its own (`vpc_cidr`, one subnet), reached from the world's VPC over a Transit Gateway or peering — the case where the
+/// VPC CNI source-NATs pod traffic. Its group admits TCP 443 from `allow_443_from`.
+#[derive(Clone, Debug)]
+pub struct CentralizedEndpoint {
+    pub vpc: String,
+    pub subnet: String,
+    pub group: String,
+    pub vpce: String,
+}
+
+pub async fn add_centralized_endpoint(
+    config: &aws_config::SdkConfig,
+    vpc_cidr: &str,
+    subnet_cidr: &str,
+    allow_443_from: &[&str],
+) -> CentralizedEndpoint {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let made = async {
+        let region = region_of(config)?;
+        let vpc = ec2.create_vpc().cidr_block(vpc_cidr).send().await.map_err(fail("CreateVpc"))?;
+        let vpc = vpc.vpc.and_then(|v| v.vpc_id).ok_or("CreateVpc id")?;
+        let subnet = ec2.create_subnet().vpc_id(&vpc).cidr_block(subnet_cidr).send().await;
+        let subnet = subnet.map_err(fail("CreateSubnet"))?.subnet.and_then(|s| s.subnet_id).ok_or("CreateSubnet id")?;
+        let group = create_group(&ec2, &vpc, "central-endpoint").await?;
+        for from in allow_443_from {
+            self::allow_443_from(&ec2, &group, from).await?;
+        }
+        let vpce = create_endpoint(&ec2, &vpc, &region, &subnet, &group, false, None).await?;
+        Ok::<_, String>(CentralizedEndpoint { vpc, subnet, group, vpce })
+    };
+    made.await.unwrap_or_else(|call| panic!("building the moto world: {call} failed (centralized endpoint)"))
 }
 
 /// The endpoint's DNS names as moto reports them (`DnsEntries`; not AWS-shaped, see
