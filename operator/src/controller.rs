@@ -477,7 +477,9 @@ async fn finish(
             // A timeout may be the pod's own NetworkPolicies: read them only then.
             let cluster = match pod {
                 Some(p) if crate::netpol::worth_reading(&report) => {
-                    Some(crate::netpol::cluster_facts(&ctx.client, p, &name, &report).await)
+                    let endpoint =
+                        facts.as_ref().ok().and_then(|f| f.endpoint.known()).map(|e| e.addresses()).unwrap_or_default();
+                    Some(crate::netpol::cluster_facts(&ctx.client, p, &name, &report, &endpoint).await)
                 }
                 _ => None,
             };

@@ -47,7 +47,16 @@ pub fn worth_reading(report: &ProbeReport) -> bool {
 }
 
 /// The probe pod's egress verdicts for this run's destinations, read from the cluster.
-pub async fn cluster_facts(client: &Client, pod: &Pod, check_name: &str, report: &ProbeReport) -> ClusterFacts {
+/// `endpoint_addresses`: the endpoint's interface addresses from AWS facts, judged (and opened
+/// by the suggested policy) with those the probe tried — so one policy opens the whole path even
+/// when the DNS lookup was dropped first and the probe never learnt them.
+pub async fn cluster_facts(
+    client: &Client,
+    pod: &Pod,
+    check_name: &str,
+    report: &ProbeReport,
+    endpoint_addresses: &[IpAddr],
+) -> ClusterFacts {
     let ns = pod.namespace().unwrap_or_default();
     // The run label changes every run: a suggested policy selects on the stable ones.
     let labels: BTreeMap<String, String> =
@@ -63,10 +72,15 @@ pub async fn cluster_facts(client: &Client, pod: &Pod, check_name: &str, report:
     };
     let identity = PodIdentity { namespace: &ns, labels: &labels };
 
-    // TCP 443 to the endpoint: every address of the invoke host the probe tried.
+    // TCP 443 to the endpoint: every address of the invoke host the probe tried, and the
+    // endpoint's own.
     let endpoint_ips: Vec<IpAddr> = {
-        let mut ips: Vec<IpAddr> = report.tcp.iter().map(|t| t.ip).collect();
-        ips.dedup();
+        let mut ips: Vec<IpAddr> = Vec::new();
+        for ip in report.tcp.iter().map(|t| t.ip).chain(endpoint_addresses.iter().copied()) {
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
         ips
     };
     let endpoint_verdicts: Vec<(IpAddr, EgressVerdict)> = endpoint_ips

@@ -402,7 +402,8 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
     // From a pod: a timeout may be its own NetworkPolicies.
     let cluster = match &from {
         Some(site) if pvtapi_operator::netpol::worth_reading(&report) => {
-            Some(pvtapi_operator::netpol::cluster_facts(&site.client, &site.pod, "from", &report).await)
+            let endpoint = facts.as_ref().and_then(|f| f.endpoint.known()).map(|e| e.addresses()).unwrap_or_default();
+            Some(pvtapi_operator::netpol::cluster_facts(&site.client, &site.pod, "from", &report, &endpoint).await)
         }
         _ => None,
     };
