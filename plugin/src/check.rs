@@ -65,6 +65,11 @@ pub struct CheckArgs {
     /// With --from: the probe image [default: the installed operator's image].
     #[arg(long, value_name = "IMAGE", requires = "from")]
     probe_image: Option<String>,
+    /// With --from: also trust the CA certificates in FILE of the pod's volume VOLUME (e.g. the
+    /// corporate CA a workload behind a TLS-inspecting proxy mounts). An ephemeral container can
+    /// only mount the pod's own volumes, so this is how --from takes an extra CA.
+    #[arg(long, value_name = "VOLUME/FILE", requires = "from")]
+    ca_bundle_volume: Option<crate::from::VolumeFile>,
     /// With a temporary in-cluster check (--api-id … without --local): keep it afterwards.
     #[arg(long, conflicts_with_all = ["name", "local"])]
     pub keep: bool,
@@ -354,6 +359,7 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
                 &site.image,
                 &spec,
                 &input.target.vpce_dns_names,
+                args.ca_bundle_volume.as_ref(),
                 &spinner,
             )
             .await
@@ -622,6 +628,9 @@ async fn from_pod(
     let spec = temporary_spec(args, target)?;
     let cluster = kube.connect().await.map_err(|e| e.to_string())?;
     let pod = crate::from::running_pod(&cluster.client, &cluster.namespace, r).await?;
+    if let Some(v) = &args.ca_bundle_volume {
+        v.check_in(&pod)?;
+    }
     let image = match &args.probe_image {
         Some(i) => i.clone(),
         None => crate::from::operator_image(&cluster.client).await?,

@@ -138,13 +138,69 @@ pub async fn operator_image(client: &Client) -> Result<String, String> {
         })
 }
 
+/// `--ca-bundle-volume VOLUME/FILE`: a CA file in one of the pod's own volumes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeFile {
+    pub volume: String,
+    pub file: String,
+}
+
+/// Where the volume is mounted in the probe container (read-only).
+const POD_CA_DIR: &str = "/etc/pvtapi/pod-ca";
+
+impl std::str::FromStr for VolumeFile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (volume, file) = s
+            .split_once('/')
+            .ok_or_else(|| format!("--ca-bundle-volume {s:?}: expected VOLUME/FILE, e.g. corp-ca/ca.crt"))?;
+        let volume_ok = !volume.is_empty()
+            && volume.len() <= 63
+            && volume.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !volume_ok {
+            return Err(format!("--ca-bundle-volume {s:?}: {volume:?} is not a volume name (lower-case DNS label)"));
+        }
+        let file_ok = !file.is_empty()
+            && file.len() <= 253
+            && file.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+            && file.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b));
+        if !file_ok {
+            return Err(format!(
+                "--ca-bundle-volume {s:?}: {file:?} is not a relative path inside the volume (no '..', no leading '/')"
+            ));
+        }
+        Ok(VolumeFile { volume: volume.to_owned(), file: file.to_owned() })
+    }
+}
+
+impl VolumeFile {
+    /// The volume must be one of the pod's.
+    pub fn check_in(&self, pod: &Pod) -> Result<(), String> {
+        let volumes: Vec<&str> =
+            pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()).map(|v| v.name.as_str()).collect();
+        if volumes.contains(&self.volume.as_str()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "--ca-bundle-volume: pod {} has no volume {:?} (its volumes: {})",
+                pod.name_any(),
+                self.volume,
+                if volumes.is_empty() { "none".to_owned() } else { volumes.join(", ") }
+            ))
+        }
+    }
+}
+
 /// Runs the probe as an ephemeral container in `pod` and returns its report, read strictly.
+/// `ca`: a CA file in one of the pod's volumes, mounted read-only and trusted on top of the roots.
 pub async fn probe_in_pod(
     client: &Client,
     pod: &Pod,
     image: &str,
     spec: &PrivateApiConnectivityCheckSpec,
     vpce_dns_names: &[String],
+    ca: Option<&VolumeFile>,
     progress: &indicatif::ProgressBar,
 ) -> Result<ProbeReport, String> {
     let ns = pod.namespace().unwrap_or_default();
@@ -162,7 +218,21 @@ pub async fn probe_in_pod(
         name: container.clone(),
         image: Some(image.to_owned()),
         image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(pvtapi_operator::probe_pod::probe_args(spec, vpce_dns_names)),
+        args: Some({
+            let mut args = pvtapi_operator::probe_pod::probe_args(spec, vpce_dns_names);
+            if let Some(ca) = ca {
+                args.push(format!("--ca-bundle={POD_CA_DIR}/{}", ca.file));
+            }
+            args
+        }),
+        volume_mounts: ca.map(|ca| {
+            vec![k8s_openapi::api::core::v1::VolumeMount {
+                name: ca.volume.clone(),
+                mount_path: POD_CA_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            }]
+        }),
         env: (!identity.proxy_env.is_empty()).then(|| identity.proxy_env.clone()),
         termination_message_path: Some(pvtapi_operator::probe_pod::TERMINATION_LOG.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -264,5 +334,31 @@ mod tests {
             let err = s.parse::<FromRef>().expect_err(s);
             assert!(err.contains(words), "{s}: {err}");
         }
+    }
+
+    #[test]
+    fn a_ca_bundle_volume_is_a_volume_and_a_path_inside_it() {
+        let v: VolumeFile = "corp-ca/certs/ca.crt".parse().expect("valid");
+        assert_eq!((v.volume.as_str(), v.file.as_str()), ("corp-ca", "certs/ca.crt"));
+        for (s, words) in [
+            ("corp-ca", "VOLUME/FILE"),
+            ("Corp/ca.crt", "not a volume name"),
+            ("corp-ca/../etc/shadow", "relative path"),
+            ("corp-ca//ca.crt", "relative path"),
+            ("corp-ca/", "relative path"),
+            ("corp-ca/ca crt", "relative path"),
+        ] {
+            let err = s.parse::<VolumeFile>().expect_err(s);
+            assert!(err.contains(words), "{s}: {err}");
+        }
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "orders-1"},
+            "spec": {"containers": [], "volumes": [{"name": "corp-ca", "configMap": {"name": "corp-ca"}}]}
+        }))
+        .expect("pod");
+        assert!(v.check_in(&pod).is_ok());
+        let other: VolumeFile = "tls/ca.crt".parse().expect("valid");
+        let err = other.check_in(&pod).expect_err("no such volume");
+        assert!(err.contains("has no volume \"tls\"") && err.contains("corp-ca"), "{err}");
     }
 }
