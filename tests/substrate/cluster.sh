@@ -339,7 +339,11 @@ wait_for() {  # wait_for WHAT SECONDS COMPONENT CMD... — poll CMD every 0.2 s 
 }
 
 network() {
-  ip link add "$BRIDGE" type bridge
+  # A fixed MAC (locally administered): a bridge without one takes the lowest of its ports' MACs,
+  # so deleting the pod whose veth held it changed the node's MAC under every other pod, and a
+  # running pod that had it in its ARP cache lost the node (DNS, apiserver, the bridge's endpoint
+  # addresses) until it re-resolved it — 53 s measured.
+  ip link add "$BRIDGE" address 02:70:76:74:00:01 type bridge
   ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # Anything in the VPC or Service ranges that no local address, pod or test namespace answers
