@@ -252,9 +252,8 @@ healthy() {
   for p in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy containerd kubelet dnsmasq; do
     kill -0 "$(cat "$STATE/pid/$p.pid" 2>/dev/null)" 2>/dev/null || return 1
   done
-  # The enforcement asked for, its decider alive and its queue hooks in place.
-  [[ "$(cat "$STATE/network-policies" 2>/dev/null)" == "$NETWORK_POLICIES" ]] || return 1
-  if [[ "$NETWORK_POLICIES" == enforced ]]; then
+  # When it enforces NetworkPolicies: its decider alive and its queue hooks in place.
+  if [[ "$(cat "$STATE/network-policies" 2>/dev/null)" == enforced ]]; then
     kill -0 "$(cat "$STATE/pid/kube-network-policies.pid" 2>/dev/null)" 2>/dev/null || return 1
     iptables -t mangle -S "$NETPOL_CHAIN" >/dev/null 2>&1 || return 1
   fi
@@ -673,10 +672,13 @@ node_ready() {
 start() {
   require
   if healthy; then
-    log "already running ($NODE_NAME, apiserver $NODE_IP:$APISERVER_PORT)"
-    images
-    print_env
-    return
+    if [[ "$(cat "$STATE/network-policies" 2>/dev/null)" == "$NETWORK_POLICIES" ]]; then
+      log "already running ($NODE_NAME, apiserver $NODE_IP:$APISERVER_PORT)"
+      images
+      print_env
+      return
+    fi
+    log "restarting: NetworkPolicies $NETWORK_POLICIES asked, the running cluster has $(cat "$STATE/network-policies" 2>/dev/null || echo 'no enforcer')"
   fi
   [[ -d "$STATE" ]] && { log "cleaning up a stopped or broken cluster in $STATE"; stop; }
   local t0=$SECONDS
