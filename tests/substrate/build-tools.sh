@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real cluster binaries the end-to-end tests run against, from the upstream Go
-# modules served by the Go module proxy, into a versioned cache directory outside the clone.
+# modules served by the Go module proxy, into a versioned cache directory outside the clone:
+# etcd, Kubernetes, helm, and kube-network-policies (the local node's NetworkPolicy enforcer).
 # Each binary is built once per machine; a second run is a no-op. Idempotent and safe to re-run.
 #
 #   tests/substrate/build-tools.sh            # build whatever is missing
@@ -14,6 +15,7 @@ set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+KNP_VERSION="${KNP_VERSION:-v0.8.0}"
 CACHE="${PVTAPI_CACHE:-$HOME/.cache/pvtapi}"
 TOOLS="$CACHE/tools"
 export GOFLAGS="${GOFLAGS:--mod=mod}"
@@ -104,5 +106,20 @@ build_helm() {
   log "built $out/helm"
 }
 
-want="${*:-etcd k8s helm}"
+build_knp() {
+  # sigs.k8s.io/kube-network-policies: NetworkPolicy enforcement for the local node (nftables
+  # through netlink + NFQUEUE; cluster.sh starts it). In v0.8.0 the main package is .../cmd, so
+  # `go install` names the binary "cmd": it is installed into a scratch GOBIN and renamed.
+  local out="$TOOLS/kube-network-policies-$KNP_VERSION"
+  if [[ -x "$out/kube-network-policies" ]]; then log "kube-network-policies $KNP_VERSION already built in $out"; return; fi
+  local gobin="$CACHE/build/kube-network-policies-$KNP_VERSION"
+  rm -rf "$gobin"; mkdir -p "$gobin" "$out"
+  log "building kube-network-policies $KNP_VERSION"
+  GOBIN="$gobin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kube-network-policies/cmd@$KNP_VERSION"
+  mv "$gobin/cmd" "$out/kube-network-policies"
+  rm -rf "$gobin"
+  log "built $out/kube-network-policies"
+}
+
+want="${*:-etcd k8s helm knp}"
 for t in $want; do "build_$t"; done

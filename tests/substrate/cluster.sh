@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real one-node Kubernetes cluster on this machine, offline: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kube-proxy, containerd + runc, a CNI bridge, a kubelet,
-# and a dnsmasq on the bridge address that is both the cluster DNS and the "VPC resolver".
+# a dnsmasq on the bridge address that is both the cluster DNS and the "VPC resolver", and
+# kube-network-policies deciding NetworkPolicies (PVTAPI_NETWORK_POLICIES=off: not started).
 #
 #   tests/substrate/cluster.sh start   # start (or reuse a healthy one), (re)import the images, print env lines
 #   tests/substrate/cluster.sh env     # print the env lines of the running cluster
@@ -28,6 +29,24 @@
 # - No registry exists and nothing may be looked up outside: every registry is a dead loopback
 #   port (certs.d/_default), images are OCI layouts built here and imported; the apiserver reaches
 #   the kubelet by InternalIP, never by resolving the node name.
+# - NetworkPolicies: kube-network-policies (sigs.k8s.io, built by build-tools.sh) decides the
+#   first packet of every new connection in userspace, from NFQUEUE, with the policies, pods and
+#   namespaces it watches. It cannot hook that queue itself here: it writes nftables rules with
+#   the `queue` expression, and this kernel has no nft_queue (CONFIG_NFT_QUEUE unset, no module
+#   loading; its rule sync fails with "netlink receive: no such file or directory"). So the
+#   queue is fed by iptables' NFQUEUE target (xt, through nft_compat) from chain PVTAPI-NETPOL in
+#   table mangle: new connections arriving from the bridge (pod -> pod, pod -> anything routed,
+#   and pod -> the node's own addresses: the endpoint addresses tests add to the bridge, the DNS,
+#   the apiserver) and new connections forwarded to the bridge. Every pod's new connection goes
+#   to userspace (its own rules would send only those of pods a policy selects; it sends all with
+#   its AdminNetworkPolicy flags on); a pod no policy selects is allowed. Connections the host
+#   opens (kubelet probes, tests: root) are not queued, as its own `meta skuid 0 accept` would let
+#   them through. `--queue-bypass` and its --fail-open: when it is not running, or its queue is
+#   full, packets pass; while it runs but does not answer (stopped), new pod connections wait.
+#   What it cannot decide: a pod's packets before its IP reaches it through the apiserver (pod
+#   status; it would learn it from containerd over NRI, which containerd 1.6 lacks) are allowed —
+#   measured, the first ~10-30 ms after a container starts, so a fresh probe pod's first DNS
+#   lookups usually pass. A policy decides new connections only, never established ones.
 #
 # Everything lives under $PVTAPI_CACHE/run/cluster (override: PVTAPI_CLUSTER_STATE).
 set -euo pipefail
@@ -37,9 +56,11 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"  # as in build-tools.sh
+KNP_VERSION="${KNP_VERSION:-v0.8.0}"     # as in build-tools.sh
 CACHE="${PVTAPI_CACHE:-$HOME/.cache/pvtapi}"
 BIN_K8S="$CACHE/tools/k8s-$K8S_VERSION"
 BIN_ETCD="$CACHE/tools/etcd-$ETCD_VERSION"
+BIN_KNP="$CACHE/tools/kube-network-policies-$KNP_VERSION"
 STATE="${PVTAPI_CLUSTER_STATE:-$CACHE/run/cluster}"
 NODE_NAME="${PVTAPI_NODE_NAME:-pvtapi-node}"
 BRIDGE="${PVTAPI_BRIDGE:-pvtapi0}"
@@ -57,6 +78,11 @@ PAUSE_REF="pvtapi.local/pause:1"
 HOG_REF="pvtapi.local/hog:1"  # `pause alloc 64` whatever the args: a container that is OOM-killed under 64 MiB
 KUBECTL_REF="pvtapi.local/kubectl:$K8S_VERSION"
 CNI_BIN_DIR="${PVTAPI_CNI_BIN_DIR:-/usr/lib/cni}"
+NETWORK_POLICIES="${PVTAPI_NETWORK_POLICIES:-enforced}"  # enforced | off
+KNP_QUEUE=100                       # the NFQUEUE number (its default)
+KNP_METRICS="127.0.0.1:16280"       # its Prometheus listener (it cannot be turned off)
+KNP_TABLE="kube-network-policies"   # the nftables table it would write (inet family) where it can
+NETPOL_CHAIN="PVTAPI-NETPOL"        # ours, in table mangle: what goes to the queue
 
 # Derived addresses: the node (= bridge, DNS, apiserver) is .1 of the pod /24; pods get .100-.250,
 # leaving .2-.99 for the test worlds' "endpoint ENI" addresses on the same link.
@@ -95,6 +121,7 @@ export PVTAPI_IMAGE_DIGEST=$(cat "$STATE/images/pvtapi.digest" 2>/dev/null)
 export PVTAPI_PAUSE_IMAGE=$PAUSE_REF
 export PVTAPI_HOG_IMAGE=$HOG_REF
 export PVTAPI_KUBECTL_IMAGE=$KUBECTL_REF
+export PVTAPI_NETWORK_POLICIES=$(cat "$STATE/network-policies" 2>/dev/null)
 EOF
 }
 
@@ -131,6 +158,21 @@ purge_kube_chains() {
   done
 }
 
+purge_netpol_rules() {
+  # Our queue hooks (the jumps to PVTAPI-NETPOL in mangle, then the chain), and the nftables table
+  # kube-network-policies would leave where the kernel has nft_queue (it deletes it only on SIGINT).
+  local rule
+  if iptables -t mangle -S "$NETPOL_CHAIN" >/dev/null 2>&1; then
+    while read -r rule; do
+      eval "set -- $rule"; shift    # drop "-A"
+      iptables -t mangle -D "$@" 2>/dev/null || true
+    done < <(iptables -t mangle -S | grep -E "^-A (INPUT|FORWARD) .*-j $NETPOL_CHAIN\$")
+    iptables -t mangle -F "$NETPOL_CHAIN" 2>/dev/null || true
+    iptables -t mangle -X "$NETPOL_CHAIN" 2>/dev/null || true
+  fi
+  if command -v nft >/dev/null; then nft delete table inet "$KNP_TABLE" 2>/dev/null || true; fi
+}
+
 cgroup_dirs() {  # every cgroup directory of ours, deepest first
   local h
   for h in /sys/fs/cgroup/*/; do
@@ -141,8 +183,10 @@ cgroup_dirs() {  # every cgroup directory of ours, deepest first
 
 stop() {
   [[ -d "$STATE" ]] || { log "not running (no $STATE)"; return 0; }
-  # The kubelet first so it restarts nothing, then the containers' processes (all in our
-  # cgroups), the shims, containerd, and the control plane.
+  # The policy decider (from here on queued packets pass: bypass), the kubelet so it restarts
+  # nothing, then the containers' processes (all in our cgroups), the shims, containerd, and the
+  # control plane.
+  kill_pidfile kube-network-policies
   kill_pidfile kubelet
   local d pids
   for _ in 1 2 3; do
@@ -159,6 +203,7 @@ stop() {
     "$BIN_K8S/kube-proxy" --cleanup --config "$STATE/kube-proxy.yaml" >"$STATE/log/kube-proxy-cleanup.log" 2>&1 || true
   fi
   purge_kube_chains
+  purge_netpol_rules
   for d in $(cgroup_dirs); do rmdir "$d" 2>/dev/null || true; done
   if [[ -f "$STATE/sysctl.before" ]]; then sysctl -q -p "$STATE/sysctl.before" >/dev/null 2>&1 || true; fi
   ip route del blackhole "$VPC_CIDR" 2>/dev/null || true
@@ -191,6 +236,12 @@ require() {
   for b in bridge host-local loopback; do
     [[ -x "$CNI_BIN_DIR/$b" ]] || die "CNI plugin $CNI_BIN_DIR/$b not found: apt-get install containernetworking-plugins (tests/substrate/install.sh)"
   done
+  case "$NETWORK_POLICIES" in
+    enforced) [[ -x "$BIN_KNP/kube-network-policies" ]] \
+      || die "missing $BIN_KNP/kube-network-policies: run tests/substrate/build-tools.sh knp (or PVTAPI_NETWORK_POLICIES=off)" ;;
+    off) ;;
+    *) die "PVTAPI_NETWORK_POLICIES=$NETWORK_POLICIES: 'enforced' or 'off'" ;;
+  esac
   [[ -x "$OPERATOR_BIN" ]] || die "the operator binary $OPERATOR_BIN is missing: cargo build -p pvtapi-operator (or set PVTAPI_OPERATOR_BIN)"
   [[ $(id -u) -eq 0 ]] || die "the local cluster needs root (bridges, mount namespaces, cgroups)"
 }
@@ -201,6 +252,11 @@ healthy() {
   for p in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy containerd kubelet dnsmasq; do
     kill -0 "$(cat "$STATE/pid/$p.pid" 2>/dev/null)" 2>/dev/null || return 1
   done
+  # When it enforces NetworkPolicies: its decider alive and its queue hooks in place.
+  if [[ "$(cat "$STATE/network-policies" 2>/dev/null)" == enforced ]]; then
+    kill -0 "$(cat "$STATE/pid/kube-network-policies.pid" 2>/dev/null)" 2>/dev/null || return 1
+    iptables -t mangle -S "$NETPOL_CHAIN" >/dev/null 2>&1 || return 1
+  fi
   curl -sf --max-time 2 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key" \
     "https://$NODE_IP:$APISERVER_PORT/readyz" >/dev/null 2>&1 || return 1
   [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
@@ -282,7 +338,11 @@ wait_for() {  # wait_for WHAT SECONDS COMPONENT CMD... — poll CMD every 0.2 s 
 }
 
 network() {
-  ip link add "$BRIDGE" type bridge
+  # A fixed MAC (locally administered): a bridge without one takes the lowest of its ports' MACs,
+  # so deleting the pod whose veth held it changed the node's MAC under every other pod, and a
+  # running pod that had it in its ARP cache lost the node (DNS, apiserver, the bridge's endpoint
+  # addresses) until it re-resolved it — 53 s measured.
+  ip link add "$BRIDGE" address 02:70:76:74:00:01 type bridge
   ip addr add "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # Anything in the VPC or Service ranges that no local address, pod or test namespace answers
@@ -556,6 +616,55 @@ EOF
     --cert-dir /var/lib/kubelet/pki --v=1
 }
 
+network_policies() {
+  echo "$NETWORK_POLICIES" > "$STATE/network-policies"
+  [[ "$NETWORK_POLICIES" == enforced ]] || { log "NetworkPolicies are not enforced (PVTAPI_NETWORK_POLICIES=off)"; return 0; }
+  # Its identity: v0.8.0 has no --kubeconfig flag, only in-cluster config — a bearer token and the
+  # CA in /var/run/secrets/kubernetes.io/serviceaccount, the apiserver in KUBERNETES_SERVICE_HOST/
+  # PORT. So it runs in the node's private mount namespace (its /run is a tmpfs that dies with it)
+  # with a token of ServiceAccount kube-system/kube-network-policies, which may only list and watch
+  # what it reads (pods, namespaces, networkpolicies; nodes only with the AdminNetworkPolicy flags).
+  kubectl_admin apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: kube-network-policies, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "pvtapi:kube-network-policies"}
+rules:
+- {apiGroups: [""], resources: [pods, namespaces], verbs: [list, watch]}
+- {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [list, watch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "pvtapi:kube-network-policies"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "pvtapi:kube-network-policies"}
+subjects: [{kind: ServiceAccount, name: kube-network-policies, namespace: kube-system}]
+YAML
+  local sa=/run/secrets/kubernetes.io/serviceaccount
+  kubectl_admin create token kube-network-policies -n kube-system --duration 168h \
+    | in_ns sh -euc "umask 077; mkdir -p $sa; cat > $sa/token"
+  in_ns sh -euc "cat > $sa/ca.crt" < "$STATE/pki/ca.crt"
+  log "kube-network-policies $KNP_VERSION (NFQUEUE $KNP_QUEUE, fail-open)"
+  # --fail-open: it accepts what it cannot parse and asks the kernel to accept when its queue is
+  # full. (Its nftables sync fails here, see the top; it logs that and serves the queue anyway.)
+  spawn kube-network-policies env KUBERNETES_SERVICE_HOST="$NODE_IP" KUBERNETES_SERVICE_PORT="$APISERVER_PORT" \
+    nsenter --mount="$MNTNS" -- "$BIN_KNP/kube-network-policies" \
+    --hostname-override "$NODE_NAME" --fail-open --nfqueue-id "$KNP_QUEUE" \
+    --metrics-bind-address "$KNP_METRICS" --v=2
+  wait_for "kube-network-policies to bind NFQUEUE $KNP_QUEUE" 60 kube-network-policies knp_bound
+  iptables -t mangle -N "$NETPOL_CHAIN"
+  iptables -t mangle -A "$NETPOL_CHAIN" -m conntrack --ctstate NEW -j NFQUEUE --queue-num "$KNP_QUEUE" --queue-bypass
+  iptables -t mangle -A INPUT -i "$BRIDGE" -j "$NETPOL_CHAIN"     # pod -> an address of the node
+  iptables -t mangle -A FORWARD -i "$BRIDGE" -j "$NETPOL_CHAIN"   # pod -> pod (br_netfilter), pod -> routed
+  iptables -t mangle -A FORWARD -o "$BRIDGE" -j "$NETPOL_CHAIN"   # routed -> pod
+}
+
+knp_bound() {  # its netlink socket listens on the queue (it binds once its informers have synced)
+  awk -v q="$KNP_QUEUE" '$1 == q {found = 1} END {exit !found}' /proc/net/netfilter/nfnetlink_queue
+}
+
 node_ready() {
   [[ "$(kubectl_admin get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
@@ -563,10 +672,13 @@ node_ready() {
 start() {
   require
   if healthy; then
-    log "already running ($NODE_NAME, apiserver $NODE_IP:$APISERVER_PORT)"
-    images
-    print_env
-    return
+    if [[ "$(cat "$STATE/network-policies" 2>/dev/null)" == "$NETWORK_POLICIES" ]]; then
+      log "already running ($NODE_NAME, apiserver $NODE_IP:$APISERVER_PORT)"
+      images
+      print_env
+      return
+    fi
+    log "restarting: NetworkPolicies $NETWORK_POLICIES asked, the running cluster has $(cat "$STATE/network-policies" 2>/dev/null || echo 'no enforcer')"
   fi
   [[ -d "$STATE" ]] && { log "cleaning up a stopped or broken cluster in $STATE"; stop; }
   local t0=$SECONDS
@@ -589,6 +701,7 @@ start() {
   wait_for "ServiceAccount default/default" 60 kube-controller-manager kubectl_admin get serviceaccount default -n default
   wait_for "ConfigMap default/kube-root-ca.crt" 60 kube-controller-manager kubectl_admin get configmap kube-root-ca.crt -n default
   wait_for "the kubernetes Service's iptables rules" 30 kube-proxy bash -c "iptables -t nat -S KUBE-SERVICES | grep -q -- '-d $KUBERNETES_SVC_IP/32'"
+  network_policies
   touch "$STATE/started"
   log "ready in $((SECONDS - t0)) s: node $NODE_NAME, apiserver https://$NODE_IP:$APISERVER_PORT, DNS $NODE_IP:53, state $STATE"
   print_env
@@ -596,9 +709,11 @@ start() {
 
 status() {
   local p
-  for p in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy containerd kubelet dnsmasq; do
+  for p in etcd kube-apiserver kube-controller-manager kube-scheduler kube-proxy containerd kubelet dnsmasq kube-network-policies; do
+    if [[ "$p" == kube-network-policies && "$(cat "$STATE/network-policies" 2>/dev/null)" == off ]]; then echo "$p off"; continue; fi
     if kill -0 "$(cat "$STATE/pid/$p.pid" 2>/dev/null)" 2>/dev/null; then echo "$p running"; else echo "$p stopped"; fi
   done
+  if iptables -t mangle -S "$NETPOL_CHAIN" >/dev/null 2>&1; then echo "$NETPOL_CHAIN queue hooks present"; fi
 }
 
 case "${1:-}" in

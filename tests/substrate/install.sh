@@ -6,7 +6,8 @@
 #   - PyPI:   moto[server] (pinned) for the AWS APIs
 #   - npm:    @cloud-copilot/iam-simulate (test-only oracle for the policy differential test)
 #   - Go:     etcd, kube-apiserver, kubectl, kube-scheduler, kube-controller-manager, kubelet,
-#             kube-proxy and helm built from the upstream modules (build-tools.sh)
+#             kube-proxy, helm and kube-network-policies built from the upstream modules
+#             (build-tools.sh)
 # Idempotent: a second run only checks.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
