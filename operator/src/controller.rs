@@ -474,9 +474,10 @@ async fn finish(
             {
                 report.access.reason = reason;
             }
-            // A timeout may be the pod's own NetworkPolicies: read them only then.
+            // The pod's own NetworkPolicies: a timeout they explain, or a path they block that
+            // this (not yet policed) probe got through.
             let cluster = match pod {
-                Some(p) if crate::netpol::worth_reading(&report) => {
+                Some(p) => {
                     let endpoint =
                         facts.as_ref().ok().and_then(|f| f.endpoint.known()).map(|e| e.addresses()).unwrap_or_default();
                     Some(crate::netpol::cluster_facts(&ctx.client, p, &name, &report, &endpoint).await)

@@ -2,9 +2,10 @@
 //!
 //! Why the operator reads them: a policy isolating the pod drops its packets before any
 //! security group or ACL sees them, and only the policy objects and the pod's own labels tell
-//! (the most reported "the security groups allow it but it times out"). Read only when the run
-//! saw a timeout (DNS or TCP 443 to the invoke host): a clean run needs no explanation, and the
-//! policies of a namespace are one LIST call. The evaluation is the engine's
+//! (the most reported "the security groups allow it but it times out"). Read on every run: a
+//! fresh probe pod may get through before the enforcer polices it, so a clean run does not prove
+//! the workload's pods are let through — one LIST call, and nothing more when the namespace has
+//! no policy and nothing timed out. The evaluation is the engine's
 //! (`network::kubernetes`); this module finds the destinations as the CNI sees them — the
 //! endpoint's addresses (never pods) and the DNS server behind the pod's resolv.conf address
 //! (the `kube-dns`-style Service's pods when that address is a ClusterIP in `kube-system`).
@@ -39,7 +40,10 @@ const UNEVALUATED_POLICY_GROUPS: &[(&str, &str)] = &[
     ("networking.k8s.aws", "Amazon VPC CNI ClusterNetworkPolicy"),
 ];
 
-/// Did the run see a timeout a NetworkPolicy could explain?
+/// Did the run see a timeout a NetworkPolicy could explain? (Policies are read on every run:
+/// one that blocks the path is named even when the probe got through, see
+/// `diagnosis::cluster`; this decides only whether an empty namespace needs the full look —
+/// other policy engines, the DNS server.)
 pub fn worth_reading(report: &ProbeReport) -> bool {
     let dns_timeout = report.dns.iter().any(|d| matches!(d.outcome, DnsOutcome::Timeout | DnsOutcome::Error));
     let tcp_timeout = report.tcp.iter().any(|t| t.outcome == TcpOutcome::Timeout);
@@ -62,14 +66,29 @@ pub async fn cluster_facts(
     let labels: BTreeMap<String, String> =
         pod.labels().iter().filter(|(k, _)| k.as_str() != LABEL_RUN).map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut facts = ClusterFacts { pod: format!("{ns}/{}", pod.name_any()), ..ClusterFacts::default() };
-    facts.unevaluated = unevaluated_engines(client).await;
+    let timed_out = worth_reading(report);
     let policies = match Api::<NetworkPolicy>::namespaced(client.clone(), &ns).list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(e) => {
             facts.unreadable = Some(format!("list networkpolicies in {ns}: {e}"));
+            if timed_out {
+                facts.unevaluated = unevaluated_engines(client).await;
+            }
             return facts;
         }
     };
+    // No policy in the namespace and nothing timed out: nothing to explain, no more calls.
+    if policies.is_empty() && !timed_out {
+        let open = |what: &str| EgressFinding {
+            status: EgressStatus::NotIsolated,
+            isolating_policies: Vec::new(),
+            detail: format!("{what}: no NetworkPolicy in {ns}"),
+        };
+        facts.endpoint_egress = Some(open("TCP 443"));
+        facts.dns_egress = Some(open("DNS"));
+        return facts;
+    }
+    facts.unevaluated = unevaluated_engines(client).await;
     let identity = PodIdentity { namespace: &ns, labels: &labels };
 
     // TCP 443 to the endpoint: every address of the invoke host the probe tried, and the

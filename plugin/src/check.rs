@@ -405,9 +405,9 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
     }
     spinner.finish_and_clear();
 
-    // From a pod: a timeout may be its own NetworkPolicies.
+    // From a pod: its own NetworkPolicies (a timeout they explain, or a path they block).
     let cluster = match &from {
-        Some(site) if pvtapi_operator::netpol::worth_reading(&report) => {
+        Some(site) => {
             let endpoint = facts.as_ref().and_then(|f| f.endpoint.known()).map(|e| e.addresses()).unwrap_or_default();
             Some(pvtapi_operator::netpol::cluster_facts(&site.client, &site.pod, "from", &report, &endpoint).await)
         }

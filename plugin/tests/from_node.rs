@@ -1,12 +1,12 @@
-//! `kubectl pvtapi check --from deploy/NAME` on the real node (issue 12): the probe runs as an
-//! ephemeral container inside the workload's running pod, in a Pod Security `restricted`
-//! namespace whose egress default-deny selects the workload (`app=orders`). The API host
-//! resolves to an endpoint-subnet address the host drops (the local CNI does not enforce
-//! policies: the timeout is real, the policy objects are real). The plugin must name the policy
-//! (`NetworkPolicyBlocked`, exit 1) with the suggested policy, the pod must show the exited
-//! probe container, and the errors a user meets must say what to do.
+//! `kubectl pvtapi check --from deploy/NAME` on the real node (issue 12), with the cluster
+//! enforcing NetworkPolicies (kube-network-policies, started by `cluster.sh`): the probe runs as
+//! an ephemeral container inside the workload's running pod, in a Pod Security `restricted`
+//! namespace with an egress default-deny. The API is served healthy (TLS front end, a test CA the
+//! workload mounts from a ConfigMap) on the endpoint's own address. The policy really drops the
+//! probe's DNS lookup: the plugin must name it (`NetworkPolicyBlocked`, exit 1) with a policy that
+//! opens the path; once that policy is applied, the same command is `Healthy` (exit 0). The pod
+//! must show the exited probe containers, and the errors a user meets must say what to do.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -15,12 +15,10 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, PostParams};
 use pvtapi_testkit::cluster::Cluster;
 use pvtapi_testkit::moto::Moto;
-use pvtapi_testkit::operator::pause_deployment;
+use pvtapi_testkit::operator::{HealthyApi, pause_deployment_with_volume};
 use pvtapi_testkit::world::{self, WorldSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
-/// An endpoint-subnet address nobody holds (netpol .247, workload .248).
-const BLACKHOLE: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 249);
 
 fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
     serde_norway::from_str(text).unwrap_or_else(|e| panic!("fixture YAML: {e}\n{text}"))
@@ -38,20 +36,21 @@ fn show(out: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_from_a_workload_names_the_policy_that_isolates_it() {
     let cluster = Cluster::from_env().await;
+    cluster.require_network_policy_enforcement();
     let ns = cluster.namespace("from", Some("restricted")).await;
     let client = cluster.admin();
-    pause_deployment(&cluster, &ns, "orders", &[]).await;
-    let deny: NetworkPolicy = yaml(
-        "metadata: {name: orders-deny-egress}\nspec: {podSelector: {matchLabels: {app: orders}}, policyTypes: [Egress]}",
-    );
-    Api::<NetworkPolicy>::namespaced(client.clone(), &ns).create(&PostParams::default(), &deny).await.expect("policy");
+    let deny: NetworkPolicy =
+        yaml("metadata: {name: default-deny-egress}\nspec: {podSelector: {}, policyTypes: [Egress]}");
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &ns);
+    policies.create(&PostParams::default(), &deny).await.expect("policy");
 
     let moto = Moto::start();
     let config = moto.sdk_config("us-east-1").await;
     let w = world::build(&config, &WorldSpec::default()).await;
     world::add_pod_interfaces(&config, &w, &cluster.pod_addresses).await;
-    let host = format!("{}.execute-api.us-east-1.amazonaws.com", world::API_ID);
-    let _dns = cluster.dns(&[(host.as_str(), IpAddr::V4(BLACKHOLE))]);
+    let endpoint = world::endpoint_addresses(&config, &w.vpce).await[0];
+    let _api = HealthyApi::start(&cluster, &ns, world::API_ID, endpoint, "test-ca").await;
+    pause_deployment_with_volume(&cluster, &ns, "orders", &[], Some("test-ca")).await;
 
     // The workload's pod must run first.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -81,14 +80,17 @@ async fn check_from_a_workload_names_the_policy_that_isolates_it() {
         tokio::task::block_in_place(|| cmd.output()).expect("run the plugin")
     };
 
-    let out = run(&["--from", "deploy/orders", "-o", "json"]);
+    let from = ["--from", "deploy/orders", "--ca-bundle-volume", "test-ca/ca.crt", "-o", "json"];
+    let out = run(&from);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
     let d = &report["diagnosis"];
     assert_eq!(d["rootCause"], "NetworkPolicyBlocked", "{}", show(&out));
-    assert!(d["summary"].as_str().unwrap_or_default().contains("orders-deny-egress"), "{}", show(&out));
-    assert!(d["fixes"][0]["manifest"].as_str().unwrap_or_default().contains("kind: NetworkPolicy"), "{}", show(&out));
+    assert!(d["summary"].as_str().unwrap_or_default().contains("default-deny-egress"), "{}", show(&out));
+    let manifest = d["fixes"][0]["manifest"].as_str().unwrap_or_default().to_owned();
+    assert!(manifest.contains("kind: NetworkPolicy"), "{}", show(&out));
+    assert!(manifest.contains(&format!("{endpoint}/32")), "the fix opens the endpoint's address: {manifest}");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("stays in the pod's spec"),
         "the user is told: {}",
@@ -104,6 +106,22 @@ async fn check_from_a_workload_names_the_policy_that_isolates_it() {
         "{statuses:?}"
     );
 
+    // Apply exactly the suggested policy: from the same pod, the API is healthy. The enforcer
+    // decides from its informers' view: up to three tries for it to see the new policy.
+    let suggested: NetworkPolicy = yaml(&manifest);
+    policies.create(&PostParams::default(), &suggested).await.expect("apply the suggested policy");
+    let mut out = run(&from);
+    for _ in 0..2 {
+        if out.status.code() == Some(0) {
+            break;
+        }
+        out = run(&from);
+    }
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show(&out)));
+    assert_eq!(report["diagnosis"]["rootCause"], "Healthy", "{}", show(&out));
+
     // What a user gets wrong, worded.
     let out = run(&["--from", "deploy/missing"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
@@ -111,4 +129,7 @@ async fn check_from_a_workload_names_the_policy_that_isolates_it() {
     let out = run(&["--from", "job/x"]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a pod, deployment"), "{}", show(&out));
+    let out = run(&["--from", "deploy/orders", "--ca-bundle-volume", "corp-ca/ca.crt"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no volume \"corp-ca\""), "{}", show(&out));
 }

@@ -100,6 +100,23 @@ impl Cluster {
         cluster
     }
 
+    /// Panics unless the cluster enforces NetworkPolicies (`cluster.sh` starts
+    /// kube-network-policies unless `PVTAPI_NETWORK_POLICIES=off`): a suite whose result depends
+    /// on enforcement fails loudly on a cluster without it.
+    pub fn require_network_policy_enforcement(&self) {
+        let mode = std::env::var("PVTAPI_NETWORK_POLICIES").unwrap_or_default();
+        let decider = self.state.join("pid/kube-network-policies.pid");
+        let alive = std::fs::read_to_string(&decider)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok())
+            .is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        assert!(
+            mode == "enforced" && alive,
+            "this suite needs NetworkPolicy enforcement: PVTAPI_NETWORK_POLICIES={mode:?}, kube-network-policies {} — start the cluster with tests/substrate/cluster.sh start (PVTAPI_NETWORK_POLICIES unset or enforced)",
+            if alive { "running" } else { "not running" }
+        );
+    }
+
     /// The control plane (admin client, CRD install, restricted identities).
     pub fn control_plane(&self) -> &ControlPlane {
         &self.cp

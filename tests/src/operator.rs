@@ -246,6 +246,31 @@ pub async fn run_now(api: &Api<PrivateApiConnectivityCheck>, name: &str, value: 
         .unwrap_or_else(|e| panic!("annotate {name} run-now={value}: {e}"));
 }
 
+/// Runs `name` again (the run-now annotation) and waits for each new result, up to `runs` times,
+/// until `done` holds for one; returns the last result and how many runs it took. For a change
+/// the cluster applies asynchronously (a NetworkPolicy reaching the enforcer's informers): the
+/// caller asserts on the result, this only bounds the wait.
+pub async fn rerun_until(
+    api: &Api<PrivateApiConnectivityCheck>,
+    ns: &str,
+    name: &str,
+    runs: usize,
+    done: impl Fn(&PrivateApiConnectivityCheck) -> bool,
+) -> (PrivateApiConnectivityCheck, usize) {
+    let mut before = api.get(name).await.ok().and_then(|c| c.status).and_then(|s| s.last_run_id);
+    let mut last = None;
+    for attempt in 1..=runs.max(1) {
+        run_now(api, name, &format!("rerun-{}-{attempt}", before.as_deref().unwrap_or("none"))).await;
+        let result = wait_check(api, ns, name, "a new result", |c| new_result_since(c, before.as_deref())).await;
+        before = result.status.as_ref().and_then(|s| s.last_run_id.clone());
+        if done(&result) {
+            return (result, attempt);
+        }
+        last = Some(result);
+    }
+    (last.unwrap_or_else(|| panic!("{ns}/{name}: no result")), runs)
+}
+
 /// The status's last run id has changed from `before` and a root cause is set: a new result.
 pub fn new_result_since(check: &PrivateApiConnectivityCheck, before: Option<&str>) -> bool {
     check.status.as_ref().is_some_and(|s| s.root_cause.is_some() && s.last_run_id.as_deref() != before)
@@ -285,7 +310,14 @@ impl HealthyApi {
         .await;
         let host = format!("{api_id}.execute-api.us-east-1.amazonaws.com");
         let dns = cluster.dns(&[(host.as_str(), std::net::IpAddr::V4(ip))]);
-        let pem = std::fs::read_to_string(ca.bundle_path()).unwrap_or_else(|e| panic!("read the test CA: {e}"));
+        let api = HealthyApi { ca, _front: front, _dns: dns, _address: address };
+        api.share_ca(cluster, ns, configmap).await;
+        api
+    }
+
+    /// The test CA as ConfigMap `configmap` (key `ca.crt`) in `ns` too.
+    pub async fn share_ca(&self, cluster: &Cluster, ns: &str, configmap: &str) {
+        let pem = std::fs::read_to_string(self.ca.bundle_path()).unwrap_or_else(|e| panic!("read the test CA: {e}"));
         let cm = k8s_openapi::api::core::v1::ConfigMap {
             metadata: kube::api::ObjectMeta { name: Some(configmap.into()), ..Default::default() },
             data: Some([("ca.crt".to_owned(), pem)].into()),
@@ -295,13 +327,24 @@ impl HealthyApi {
             .create(&kube::api::PostParams::default(), &cm)
             .await
             .unwrap_or_else(|e| panic!("create ConfigMap {ns}/{configmap}: {e}"));
-        HealthyApi { ca, _front: front, _dns: dns, _address: address }
     }
 }
 
 /// A restricted-compliant Deployment `name` of the cluster's pause image in `ns`, its pods
 /// labelled `app: name` plus `extra_labels` (a workload for `workloadRef` and `check --from`).
 pub async fn pause_deployment(cluster: &Cluster, ns: &str, name: &str, extra_labels: &[(&str, &str)]) {
+    pause_deployment_with_volume(cluster, ns, name, extra_labels, None).await;
+}
+
+/// [`pause_deployment`] whose pods also have volume `configmap` (the ConfigMap of that name, e.g.
+/// a CA the workload trusts) mounted read-only in its container.
+pub async fn pause_deployment_with_volume(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    extra_labels: &[(&str, &str)],
+    configmap: Option<&str>,
+) {
     use k8s_openapi::api::apps::v1::Deployment;
     let mut labels = serde_json::json!({"app": name});
     for (k, v) in extra_labels {
@@ -328,6 +371,23 @@ pub async fn pause_deployment(cluster: &Cluster, ns: &str, name: &str, extra_lab
         }
     }))
     .unwrap_or_else(|e| panic!("the Deployment fixture: {e}"));
+    let mut deployment = deployment;
+    if let (Some(cm), Some(pod)) = (configmap, deployment.spec.as_mut().and_then(|s| s.template.spec.as_mut())) {
+        use k8s_openapi::api::core::v1::{ConfigMapVolumeSource, Volume, VolumeMount};
+        pod.volumes = Some(vec![Volume {
+            name: cm.to_owned(),
+            config_map: Some(ConfigMapVolumeSource { name: cm.to_owned(), ..Default::default() }),
+            ..Default::default()
+        }]);
+        for c in &mut pod.containers {
+            c.volume_mounts = Some(vec![VolumeMount {
+                name: cm.to_owned(),
+                mount_path: format!("/etc/{cm}"),
+                read_only: Some(true),
+                ..Default::default()
+            }]);
+        }
+    }
     Api::<Deployment>::namespaced(cluster.admin(), ns)
         .create(&kube::api::PostParams::default(), &deployment)
         .await

@@ -376,6 +376,27 @@ pub async fn add_centralized_endpoint(
     made.await.unwrap_or_else(|call| panic!("building the moto world: {call} failed (centralized endpoint)"))
 }
 
+/// The private IPv4 addresses of the endpoint's network interfaces, as AWS (moto) assigned them:
+/// what its private DNS answers, so a test serves the API there.
+pub async fn endpoint_addresses(config: &aws_config::SdkConfig, vpce: &str) -> Vec<std::net::Ipv4Addr> {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let endpoints = ec2
+        .describe_vpc_endpoints()
+        .vpc_endpoint_ids(vpce)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeVpcEndpoints {vpce}: {e:?}"));
+    let enis: Vec<String> = endpoints.vpc_endpoints().iter().flat_map(|e| e.network_interface_ids()).cloned().collect();
+    assert!(!enis.is_empty(), "moto gave {vpce} no network interface");
+    let out = ec2
+        .describe_network_interfaces()
+        .set_network_interface_ids(Some(enis))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeNetworkInterfaces of {vpce}: {e:?}"));
+    out.network_interfaces().iter().filter_map(|n| n.private_ip_address()?.parse().ok()).collect()
+}
+
 /// The endpoint's DNS names as moto reports them (`DnsEntries`; not AWS-shaped, see
 /// tests/scenarios/README.md): the names an operator hands its probe pods as `--vpce-dns`.
 pub async fn endpoint_dns_names(config: &aws_config::SdkConfig, vpce: &str) -> Vec<String> {

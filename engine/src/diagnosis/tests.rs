@@ -1165,7 +1165,18 @@ fn a_network_policy_isolating_the_pod_is_named_before_the_vpc() {
     let d = diagnose_in_cluster(&dns_timeout, None, Some(&cluster(EgressStatus::Allowed, EgressStatus::Blocked)));
     assert_eq!(d.root_cause, RootCause::NetworkPolicyBlocked, "{}", d.summary);
     assert!(d.summary.contains("DNS lookups"), "{}", d.summary);
-    // A healthy run stays healthy whatever the policies say (the live path worked).
+    // A run that got through a path the policies block is not healthy: the probe was not
+    // policed yet, or the policies are not enforced; the workload's pods are blocked.
     let d = diagnose_in_cluster(&healthy(), None, Some(&blocked));
-    assert_eq!(d.root_cause, RootCause::Healthy);
+    assert_eq!(d.root_cause, RootCause::NetworkPolicyBlocked, "{}", d.summary);
+    assert!(d.summary.contains("got through") && d.summary.contains("payments/default-deny-egress"), "{}", d.summary);
+    assert!(d.evidence.iter().any(|e| e.contains("10.0.1.10:443 connected")), "{:?}", d.evidence);
+    let d = diagnose_in_cluster(&healthy(), None, Some(&cluster(EgressStatus::Allowed, EgressStatus::Blocked)));
+    assert_eq!(d.root_cause, RootCause::NetworkPolicyBlocked, "{}", d.summary);
+    assert!(d.summary.starts_with("DNS lookups"), "{}", d.summary);
+    // Allowed, not isolated or undecided policies leave a healthy run healthy.
+    for status in [EgressStatus::Allowed, EgressStatus::NotIsolated, EgressStatus::Unknown] {
+        let d = diagnose_in_cluster(&healthy(), None, Some(&cluster(status, status)));
+        assert_eq!(d.root_cause, RootCause::Healthy, "{status:?}: {}", d.summary);
+    }
 }
