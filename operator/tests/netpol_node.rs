@@ -9,7 +9,7 @@
 //! no longer the explanation and the cause moves on to the network (`ConnectTimeout`: what is
 //! left is the node's drop). A check in a namespace without policies never names them.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -47,7 +47,7 @@ async fn an_egress_default_deny_is_named_and_its_suggested_policy_opens_the_path
     let w = world::build(&config, &WorldSpec::default()).await;
     world::add_pod_interfaces(&config, &w, &cluster.pod_addresses).await;
     let host = format!("{}.execute-api.us-east-1.amazonaws.com", world::API_ID);
-    let endpoint = world::endpoint_addresses(&config, &w.vpce).await[0];
+    let endpoint = world::endpoint_address(&config, &w.vpce, Ipv4Addr::new(10, 0, 1, 247)).await;
     let _dns = cluster.dns(&[(host.as_str(), IpAddr::V4(endpoint))]);
 
     let policies: Api<NetworkPolicy> = Api::namespaced(cluster.admin(), &denied);

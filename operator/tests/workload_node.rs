@@ -14,6 +14,7 @@
 //! workload's Service (asserted on the real EndpointSlices) and never be adopted or counted by
 //! the Deployment's ReplicaSet (its controller owner stays the check).
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ async fn the_probe_takes_the_workloads_identity_and_never_serves_its_traffic() {
     let config = moto.sdk_config("us-east-1").await;
     let w = world::build(&config, &WorldSpec::default()).await;
     world::add_pod_interfaces(&config, &w, &cluster.pod_addresses).await;
-    let endpoint = world::endpoint_addresses(&config, &w.vpce).await[0];
+    let endpoint = world::endpoint_address(&config, &w.vpce, Ipv4Addr::new(10, 0, 1, 248)).await;
     let api = HealthyApi::start(&cluster, &ns, world::API_ID, endpoint, "test-ca").await;
     api.share_ca(&cluster, &open_ns, "test-ca").await;
     let env: Vec<(String, String)> = moto.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();

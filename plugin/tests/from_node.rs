@@ -7,6 +7,7 @@
 //! opens the path; once that policy is applied, the same command is `Healthy` (exit 0). The pod
 //! must show the exited probe containers, and the errors a user meets must say what to do.
 
+use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -48,7 +49,7 @@ async fn check_from_a_workload_names_the_policy_that_isolates_it() {
     let config = moto.sdk_config("us-east-1").await;
     let w = world::build(&config, &WorldSpec::default()).await;
     world::add_pod_interfaces(&config, &w, &cluster.pod_addresses).await;
-    let endpoint = world::endpoint_addresses(&config, &w.vpce).await[0];
+    let endpoint = world::endpoint_address(&config, &w.vpce, Ipv4Addr::new(10, 0, 1, 249)).await;
     let _api = HealthyApi::start(&cluster, &ns, world::API_ID, endpoint, "test-ca").await;
     pause_deployment_with_volume(&cluster, &ns, "orders", &[], Some("test-ca")).await;
 

@@ -376,9 +376,18 @@ pub async fn add_centralized_endpoint(
     made.await.unwrap_or_else(|call| panic!("building the moto world: {call} failed (centralized endpoint)"))
 }
 
-/// The private IPv4 addresses of the endpoint's network interfaces, as AWS (moto) assigned them:
-/// what its private DNS answers, so a test serves the API there.
-pub async fn endpoint_addresses(config: &aws_config::SdkConfig, vpce: &str) -> Vec<std::net::Ipv4Addr> {
+/// Gives the endpoint's (first) network interface the address `ip` of its subnet and returns it:
+/// where a test serves the API and points the API host, as AWS would from the endpoint's subnet.
+///
+/// Why an added address: moto 5.2.5 gives an endpoint's interfaces a random `10.x.y.z` outside
+/// their subnet (`vpcs.py`: `create_network_interface(subnet_id, random_private_ip())`), which
+/// the node has no route to; AWS assigns them from the subnet. `AssignPrivateIpAddresses` adds
+/// `ip` as the interface's second address, so the endpoint's facts list it (the moto one stays).
+pub async fn endpoint_address(
+    config: &aws_config::SdkConfig,
+    vpce: &str,
+    ip: std::net::Ipv4Addr,
+) -> std::net::Ipv4Addr {
     let ec2 = aws_sdk_ec2::Client::new(config);
     let endpoints = ec2
         .describe_vpc_endpoints()
@@ -386,15 +395,20 @@ pub async fn endpoint_addresses(config: &aws_config::SdkConfig, vpce: &str) -> V
         .send()
         .await
         .unwrap_or_else(|e| panic!("DescribeVpcEndpoints {vpce}: {e:?}"));
-    let enis: Vec<String> = endpoints.vpc_endpoints().iter().flat_map(|e| e.network_interface_ids()).cloned().collect();
-    assert!(!enis.is_empty(), "moto gave {vpce} no network interface");
-    let out = ec2
-        .describe_network_interfaces()
-        .set_network_interface_ids(Some(enis))
+    let eni = endpoints
+        .vpc_endpoints()
+        .iter()
+        .flat_map(|e| e.network_interface_ids())
+        .next()
+        .cloned()
+        .unwrap_or_else(|| panic!("moto gave {vpce} no network interface"));
+    ec2.assign_private_ip_addresses()
+        .network_interface_id(&eni)
+        .private_ip_addresses(ip.to_string())
         .send()
         .await
-        .unwrap_or_else(|e| panic!("DescribeNetworkInterfaces of {vpce}: {e:?}"));
-    out.network_interfaces().iter().filter_map(|n| n.private_ip_address()?.parse().ok()).collect()
+        .unwrap_or_else(|e| panic!("AssignPrivateIpAddresses {ip} to {eni}: {e:?}"));
+    ip
 }
 
 /// The endpoint's DNS names as moto reports them (`DnsEntries`; not AWS-shaped, see
