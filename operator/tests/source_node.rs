@@ -115,6 +115,7 @@ async fn security_groups_are_judged_for_the_source_the_endpoint_sees() {
     let ev = evidence(&done);
     assert_eq!(root, Some(RootCause::SecurityGroupBlocked), "{summary}\n{ev:#?}\n{}", operator.log());
     let source = ev.iter().find(|e| e.starts_with("source: ")).unwrap_or_else(|| panic!("no source line: {ev:#?}"));
+    eprintln!("{source}");
     assert!(source.contains(&format!("node's address {node_ip}")) && source.contains(&sg_node), "{source}");
     assert!(source.contains("AWS_VPC_K8S_CNI_EXTERNALSNAT is false") && source.contains("10.0.0.0/16"), "{source}");
     assert!(format!("{summary} {ev:?}").contains(&sg_node), "the node's group is the one judged: {summary}");
@@ -132,6 +133,7 @@ async fn security_groups_are_judged_for_the_source_the_endpoint_sees() {
     let ev = evidence(&after);
     assert_eq!(root, Some(RootCause::ConnectTimeout), "{summary}\n{ev:#?}");
     let source = ev.iter().find(|e| e.starts_with("source: ")).unwrap_or_else(|| panic!("no source line: {ev:#?}"));
+    eprintln!("{source}");
     assert!(source.contains("the pod's own address 10.0.2.") && source.contains(&w.sg_client), "{source}");
     assert!(source.contains("AWS_VPC_K8S_CNI_EXTERNALSNAT is true"), "{source}");
     drop(operator);
@@ -155,6 +157,7 @@ async fn security_groups_are_judged_for_the_source_the_endpoint_sees() {
     let ev = evidence(&done);
     assert_eq!(root, Some(RootCause::SecurityGroupBlocked), "{summary}\n{ev:#?}\n{}", operator.log());
     let source = ev.iter().find(|e| e.starts_with("source: ")).unwrap_or_else(|| panic!("no source line: {ev:#?}"));
+    eprintln!("{source}");
     assert!(source.contains("branch interface") && source.contains(&sg_branch), "{source}");
     assert!(source.contains("enforcing mode strict"), "{source}");
     drop(operator);

@@ -370,10 +370,43 @@ pub async fn add_centralized_endpoint(
         for from in allow_443_from {
             self::allow_443_from(&ec2, &group, from).await?;
         }
-        let vpce = create_endpoint(&ec2, &vpc, &region, &subnet, &group, false, None).await?;
-        Ok::<_, String>(CentralizedEndpoint { vpc, subnet, group, vpce })
+        // moto 5.2.5 gives endpoint interfaces a random 10.x.y.z (see `endpoint_address`): one
+        // inside the world's VPC (10.0.0.0/16, 1 in 255) would not be "another VPC's" address.
+        for _ in 0..8 {
+            let vpce = create_endpoint(&ec2, &vpc, &region, &subnet, &group, false, None).await?;
+            let inside = interface_addresses(&ec2, &vpce).await?.iter().any(|ip| ip.octets()[..2] == [10, 0]);
+            if !inside {
+                return Ok::<_, String>(CentralizedEndpoint { vpc, subnet, group, vpce });
+            }
+            ec2.delete_vpc_endpoints().vpc_endpoint_ids(&vpce).send().await.map_err(fail("DeleteVpcEndpoints"))?;
+        }
+        Err("CreateVpcEndpoint (8 endpoints with an address inside 10.0.0.0/16)".to_owned())
     };
     made.await.unwrap_or_else(|call| panic!("building the moto world: {call} failed (centralized endpoint)"))
+}
+
+/// The private IPv4 addresses of the endpoint's interfaces.
+async fn interface_addresses(ec2: &aws_sdk_ec2::Client, vpce: &str) -> Result<Vec<std::net::Ipv4Addr>, String> {
+    let endpoints = ec2.describe_vpc_endpoints().vpc_endpoint_ids(vpce).send().await;
+    let enis: Vec<String> = endpoints
+        .map_err(fail("DescribeVpcEndpoints"))?
+        .vpc_endpoints()
+        .iter()
+        .flat_map(|e| e.network_interface_ids())
+        .cloned()
+        .collect();
+    let out = ec2.describe_network_interfaces().set_network_interface_ids(Some(enis)).send().await;
+    Ok(out
+        .map_err(fail("DescribeNetworkInterfaces"))?
+        .network_interfaces()
+        .iter()
+        .flat_map(|n| {
+            n.private_ip_address()
+                .into_iter()
+                .chain(n.private_ip_addresses().iter().filter_map(|a| a.private_ip_address()))
+        })
+        .filter_map(|a| a.parse().ok())
+        .collect())
 }
 
 /// Gives the endpoint's (first) network interface the address `ip` of its subnet and returns it:
