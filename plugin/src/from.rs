@@ -214,6 +214,12 @@ pub async fn probe_in_pod(
         pod.labels(),
         &pod.spec.clone().unwrap_or_default(),
     );
+    // What the probe does not take from the pod (proxy variables from Secrets, …): said, not
+    // hidden. (The hostNetwork note is about probe pods; an ephemeral container shares the
+    // pod's network, host or not.)
+    for note in identity.notes.iter().filter(|n| !n.contains("hostNetwork")) {
+        progress.suspend(|| eprintln!("note: {note}"));
+    }
     let ephemeral = EphemeralContainer {
         name: container.clone(),
         image: Some(image.to_owned()),

@@ -16,7 +16,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, PostParams};
 use pvtapi_testkit::cluster::Cluster;
 use pvtapi_testkit::moto::Moto;
-use pvtapi_testkit::operator::{HealthyApi, pause_deployment_with_volume};
+use pvtapi_testkit::operator::{HealthyApi, pause_deployment_with};
 use pvtapi_testkit::world::{self, WorldSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kubectl-pvtapi");
@@ -51,7 +51,16 @@ async fn check_from_a_workload_names_the_policy_that_isolates_it() {
     world::add_pod_interfaces(&config, &w, &cluster.pod_addresses).await;
     let endpoint = world::endpoint_address(&config, &w.vpce, Ipv4Addr::new(10, 0, 1, 249)).await;
     let _api = HealthyApi::start(&cluster, &ns, world::API_ID, endpoint, "test-ca").await;
-    pause_deployment_with_volume(&cluster, &ns, "orders", &[], Some("test-ca")).await;
+    // A proxy variable from a Secret: never copied into the probe, and the user is told.
+    let secret: k8s_openapi::api::core::v1::Secret =
+        yaml("metadata: {name: proxy-creds}\nstringData: {url: 'http://user:secret@127.0.0.1:1'}");
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    let proxy_from_secret =
+        serde_json::json!({"name": "ALL_PROXY", "valueFrom": {"secretKeyRef": {"name": "proxy-creds", "key": "url"}}});
+    pause_deployment_with(&cluster, &ns, "orders", &[], Some("test-ca"), &[proxy_from_secret]).await;
 
     // The workload's pod must run first.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -97,6 +106,9 @@ async fn check_from_a_workload_names_the_policy_that_isolates_it() {
         "the user is told: {}",
         show(&out)
     );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("note: ALL_PROXY of Pod/") && stderr.contains("not copied"), "{}", show(&out));
+    assert!(!stderr.contains("user:secret") && !String::from_utf8_lossy(&out.stdout).contains("user:secret"));
     // The probe ran in that pod: an exited ephemeral container is there.
     let pod = pods.get(&pod_name).await.expect("the workload's pod");
     let statuses = pod.status.and_then(|s| s.ephemeral_container_statuses).unwrap_or_default();

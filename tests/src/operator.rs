@@ -333,17 +333,19 @@ impl HealthyApi {
 /// A restricted-compliant Deployment `name` of the cluster's pause image in `ns`, its pods
 /// labelled `app: name` plus `extra_labels` (a workload for `workloadRef` and `check --from`).
 pub async fn pause_deployment(cluster: &Cluster, ns: &str, name: &str, extra_labels: &[(&str, &str)]) {
-    pause_deployment_with_volume(cluster, ns, name, extra_labels, None).await;
+    pause_deployment_with(cluster, ns, name, extra_labels, None, &[]).await;
 }
 
 /// [`pause_deployment`] whose pods also have volume `configmap` (the ConfigMap of that name, e.g.
-/// a CA the workload trusts) mounted read-only in its container.
-pub async fn pause_deployment_with_volume(
+/// a CA the workload trusts) mounted read-only in its container, and `env` (Kubernetes `EnvVar`
+/// objects) in it.
+pub async fn pause_deployment_with(
     cluster: &Cluster,
     ns: &str,
     name: &str,
     extra_labels: &[(&str, &str)],
     configmap: Option<&str>,
+    env: &[serde_json::Value],
 ) {
     use k8s_openapi::api::apps::v1::Deployment;
     let mut labels = serde_json::json!({"app": name});
@@ -386,6 +388,17 @@ pub async fn pause_deployment_with_volume(
                 read_only: Some(true),
                 ..Default::default()
             }]);
+        }
+    }
+    if let Some(pod) = deployment.spec.as_mut().and_then(|s| s.template.spec.as_mut())
+        && !env.is_empty()
+    {
+        let vars: Vec<k8s_openapi::api::core::v1::EnvVar> = env
+            .iter()
+            .map(|v| serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("env fixture {v}: {e}")))
+            .collect();
+        for c in &mut pod.containers {
+            c.env = Some(vars.clone());
         }
     }
     Api::<Deployment>::namespaced(cluster.admin(), ns)
