@@ -385,16 +385,21 @@ pub async fn add_centralized_endpoint(
     made.await.unwrap_or_else(|call| panic!("building the moto world: {call} failed (centralized endpoint)"))
 }
 
-/// The private IPv4 addresses of the endpoint's interfaces.
-async fn interface_addresses(ec2: &aws_sdk_ec2::Client, vpce: &str) -> Result<Vec<std::net::Ipv4Addr>, String> {
+/// The ids of the endpoint's network interfaces.
+async fn interface_ids(ec2: &aws_sdk_ec2::Client, vpce: &str) -> Result<Vec<String>, String> {
     let endpoints = ec2.describe_vpc_endpoints().vpc_endpoint_ids(vpce).send().await;
-    let enis: Vec<String> = endpoints
+    Ok(endpoints
         .map_err(fail("DescribeVpcEndpoints"))?
         .vpc_endpoints()
         .iter()
         .flat_map(|e| e.network_interface_ids())
         .cloned()
-        .collect();
+        .collect())
+}
+
+/// The private IPv4 addresses of the endpoint's interfaces.
+async fn interface_addresses(ec2: &aws_sdk_ec2::Client, vpce: &str) -> Result<Vec<std::net::Ipv4Addr>, String> {
+    let enis = interface_ids(ec2, vpce).await?;
     let out = ec2.describe_network_interfaces().set_network_interface_ids(Some(enis)).send().await;
     Ok(out
         .map_err(fail("DescribeNetworkInterfaces"))?
@@ -422,19 +427,8 @@ pub async fn endpoint_address(
     ip: std::net::Ipv4Addr,
 ) -> std::net::Ipv4Addr {
     let ec2 = aws_sdk_ec2::Client::new(config);
-    let endpoints = ec2
-        .describe_vpc_endpoints()
-        .vpc_endpoint_ids(vpce)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("DescribeVpcEndpoints {vpce}: {e:?}"));
-    let eni = endpoints
-        .vpc_endpoints()
-        .iter()
-        .flat_map(|e| e.network_interface_ids())
-        .next()
-        .cloned()
-        .unwrap_or_else(|| panic!("moto gave {vpce} no network interface"));
+    let enis = interface_ids(&ec2, vpce).await.unwrap_or_else(|call| panic!("{call} {vpce} failed"));
+    let eni = enis.first().cloned().unwrap_or_else(|| panic!("moto gave {vpce} no network interface"));
     ec2.assign_private_ip_addresses()
         .network_interface_id(&eni)
         .private_ip_addresses(ip.to_string())
