@@ -12,6 +12,7 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Container, EnvVarSource};
 use kube::Client;
 use kube::api::Api;
+use pvtapi_engine::aws::AwsFacts;
 use pvtapi_engine::network::source::{
     CUSTOM_NETWORK, CniFacts, ENABLE_POD_ENI, ENFORCING_MODE, EXCLUDE_SNAT_CIDRS, EXTERNAL_SNAT, EnvValue, VpcCniConfig,
 };
@@ -22,6 +23,17 @@ pub const AWS_NODE: &str = "aws-node";
 
 /// The settings this module reads; others are not copied (the env may hold anything).
 const SETTINGS: [&str; 5] = [EXTERNAL_SNAT, EXCLUDE_SNAT_CIDRS, ENABLE_POD_ENI, ENFORCING_MODE, CUSTOM_NETWORK];
+
+/// `facts` with the client replaced by the source the endpoint sees (the engine's
+/// `network::source::resolve`), from this cluster's VPC CNI settings; one GET, made only when
+/// the pod's interface is known (nothing to resolve otherwise).
+pub async fn resolve_source(client: &Client, facts: AwsFacts) -> AwsFacts {
+    if facts.client.known().is_none() {
+        return facts;
+    }
+    let cni = cni_facts(client).await;
+    pvtapi_engine::network::source::resolve(&facts, Some(&cni))
+}
 
 /// Reads `kube-system/aws-node`.
 pub async fn cni_facts(client: &Client) -> CniFacts {

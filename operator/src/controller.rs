@@ -454,11 +454,8 @@ async fn finish(
                 // The source the endpoint sees (the VPC CNI's SNAT, Security Groups for Pods):
                 // the analyses judge that, not the pod's own address.
                 let facts = match facts {
-                    Ok(f) if f.client.known().is_some() => {
-                        let cni = crate::cni::cni_facts(&ctx.client).await;
-                        Ok(pvtapi_engine::network::source::resolve(&f, Some(&cni)))
-                    }
-                    other => other,
+                    Ok(f) => Ok(crate::cni::resolve_source(&ctx.client, f).await),
+                    Err(e) => Err(e),
                 };
                 ctx.metrics.phase(Phase::Aws, t.elapsed());
                 facts

@@ -397,11 +397,10 @@ async fn run_local(args: CheckArgs, mut target: TargetArgs, kube: Option<&KubeAr
         facts = Some(i.inspect(&request(invoke.request_id.clone())).await);
     }
     // From a pod: the source the endpoint sees (the VPC CNI's SNAT, Security Groups for Pods).
-    if let (Some(site), Some(f)) = (&from, facts.as_mut())
-        && f.client.known().is_some()
+    if let Some(site) = &from
+        && let Some(f) = facts.take()
     {
-        let cni = pvtapi_operator::cni::cni_facts(&site.client).await;
-        *f = pvtapi_engine::network::source::resolve(f, Some(&cni));
+        facts = Some(pvtapi_operator::cni::resolve_source(&site.client, f).await);
     }
     spinner.finish_and_clear();
 

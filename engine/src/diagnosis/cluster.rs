@@ -7,9 +7,9 @@
 //! probe got through: enforcers learn a new pod's address from the apiserver and let its first
 //! packets pass (measured on the local node: 7 of 10 fresh probe pods escaped a default-deny
 //! entirely; the VPC CNI's agent documents the same for new pods in its standard mode), so a
-//! short-lived probe can succeed where the workload's long-running pods are blocked. The operator evaluates the real policy objects for the
-//! pod (`network::kubernetes`) and hands the verdicts in as [`ClusterFacts`]; `check --local`
-//! has none.
+//! short-lived probe can succeed where the workload's long-running pods are blocked. The
+//! operator evaluates the real policy objects for the pod (`network::kubernetes`) and hands the
+//! verdicts in as [`ClusterFacts`]; `check --local` has none.
 
 use super::*;
 

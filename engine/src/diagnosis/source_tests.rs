@@ -6,7 +6,7 @@
 use pvtapi_crds::RootCause;
 
 use super::diagnose;
-use super::tests::{answered, healthy, network_facts};
+use super::tests::{all_out, answered, healthy, network_facts};
 use crate::aws::facts::{ClientFacts, InterfaceFacts, VpcCidrs};
 use crate::aws::{AwsFacts, Fact};
 use crate::network::source::{CniFacts, EnvValue, SgEnforcingMode, SourceKind, VpcCniConfig, resolve};
@@ -15,17 +15,6 @@ use crate::probe::classify::{InvokeClass, TcpOutcome};
 
 const POD: &str = "10.0.2.15";
 const NODE: &str = "10.0.3.7";
-
-fn all_out() -> SgRule {
-    SgRule {
-        rule_id: None,
-        protocol: IpProtocol::All,
-        from_port: None,
-        to_port: None,
-        peer: SgPeer::Cidr("0.0.0.0/0".parse().unwrap()),
-        description: None,
-    }
-}
 
 fn https_from_group(group: &str) -> SgRule {
     SgRule {

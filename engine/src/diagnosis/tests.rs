@@ -336,6 +336,18 @@ fn root_causes() {
     }
 }
 
+/// A security-group rule allowing all outbound traffic.
+pub(super) fn all_out() -> crate::network::SgRule {
+    crate::network::SgRule {
+        rule_id: None,
+        protocol: crate::network::IpProtocol::All,
+        from_port: None,
+        to_port: None,
+        peer: crate::network::SgPeer::Cidr("0.0.0.0/0".parse().unwrap()),
+        description: None,
+    }
+}
+
 /// Facts for a TCP timeout: client 10.0.2.15 (sg-client, subnet-c), endpoint ENI 10.0.1.10
 /// (sg-endpoint, subnet-e), with the endpoint group's ingress and the endpoint subnet's ACL given.
 pub(super) fn network_facts(
@@ -343,15 +355,8 @@ pub(super) fn network_facts(
     endpoint_acl_entries: Vec<crate::network::NaclEntry>,
 ) -> AwsFacts {
     use crate::aws::facts::{ClientFacts, InterfaceFacts};
-    use crate::network::{IpProtocol, NaclAction, NaclEntry, NetworkAcl, SecurityGroup, SgPeer, SgRule};
-    let all_out = SgRule {
-        rule_id: None,
-        protocol: IpProtocol::All,
-        from_port: None,
-        to_port: None,
-        peer: SgPeer::Cidr("0.0.0.0/0".parse().unwrap()),
-        description: None,
-    };
+    use crate::network::{IpProtocol, NaclAction, NaclEntry, NetworkAcl, SecurityGroup};
+    let all_out = all_out();
     let open_acl = |id: &str, subnet: &str| NetworkAcl {
         id: id.into(),
         subnet_ids: vec![subnet.into()],
